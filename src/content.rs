@@ -1,0 +1,301 @@
+//! The content directory: finding post files, reading them (the only place that reads
+//! content), and keeping a cache of parsed posts keyed by path and content hash so that a
+//! rebuild re-parses only what changed. A file that turns bad keeps its last good post.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::config::Config;
+use crate::error::{Error, PostError, PostErrorKind, PostWarning};
+use crate::post::{self, Post};
+
+/// True for files that are posts: `.md`/`.markdown`, not hidden, not an editor temp file.
+pub fn is_post_file(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let lower = name.to_ascii_lowercase();
+    (lower.ends_with(".md") || lower.ends_with(".markdown")) && !is_ignored_name(name)
+}
+
+/// Hidden files and editor droppings: `.x`, `x~`, `#x#`, `x.swp`, vim's `4913` probe.
+pub fn is_ignored_name(name: &str) -> bool {
+    name.starts_with('.')
+        || name.starts_with('#')
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name.ends_with(".tmp")
+        || name == "4913"
+}
+
+/// True when any component of `rel` (relative to the content dir) is hidden or ignored.
+pub fn is_ignored_path(rel: &Path) -> bool {
+    rel.components().any(|c| match c {
+        std::path::Component::Normal(s) => s.to_str().is_none_or(is_ignored_name),
+        _ => false,
+    })
+}
+
+/// All post files under `dir`, as paths relative to it, sorted.
+pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let meta = std::fs::metadata(dir).map_err(|source| Error::ContentDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(Error::ContentDir {
+            path: dir.to_path_buf(),
+            source: std::io::Error::other("not a directory"),
+        });
+    }
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || e.file_name().to_str().is_none_or(|n| !is_ignored_name(n)))
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && is_post_file(e.path()))
+        .filter_map(|e| e.path().strip_prefix(dir).ok().map(Path::to_path_buf))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads a post file as text; `rel` names it in errors.
+pub fn read(dir: &Path, rel: &Path) -> Result<Vec<u8>, PostError> {
+    std::fs::read(dir.join(rel)).map_err(|e| PostError::new(rel, PostErrorKind::Unreadable(e.to_string())))
+}
+
+/// Decodes bytes as UTF-8 text or names the first bad byte.
+pub fn decode(rel: &Path, bytes: &[u8]) -> Result<String, PostError> {
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+        let col = bytes[..offset].iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+        PostError::at(rel, Some((line, col)), PostErrorKind::NotUtf8(offset))
+    })
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// One file's state in the cache.
+#[derive(Debug, Clone)]
+struct Entry {
+    hash: u64,
+    /// The last good parse (kept while the file is broken).
+    post: Option<Arc<Post>>,
+    /// The current problem, if the latest version does not parse.
+    error: Option<PostError>,
+}
+
+/// Parsed posts of one content directory, refreshed incrementally.
+#[derive(Debug, Default)]
+pub struct Cache {
+    entries: BTreeMap<PathBuf, Entry>,
+}
+
+/// What one refresh did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Refresh {
+    /// Files whose bytes were new or changed (re-parsed).
+    pub parsed: usize,
+    /// Files that disappeared.
+    pub removed: usize,
+}
+
+/// The posts of a content directory and what went wrong.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Good posts (including last good versions of broken files), sorted by path.
+    pub posts: Vec<Arc<Post>>,
+    /// Files that are currently bad, sorted by path.
+    pub errors: Vec<PostError>,
+    /// Remarks about good posts.
+    pub warnings: Vec<PostWarning>,
+    /// Post files seen.
+    pub files: usize,
+}
+
+impl Cache {
+    /// Re-reads every file under the content dir (reusing parses whose bytes did not change)
+    /// and forgets files that are gone.
+    pub fn refresh_all(&mut self, config: &Config) -> Result<Refresh, Error> {
+        let files = discover(&config.content.dir)?;
+        let before = self.entries.len();
+        let keep: std::collections::HashSet<&PathBuf> = files.iter().collect();
+        self.entries.retain(|p, _| keep.contains(p));
+        let removed = before - self.entries.len();
+        let parsed = self.update(config, &files);
+        Ok(Refresh { parsed, removed })
+    }
+
+    /// Refreshes only the given paths (relative to the content dir). A path that is now a
+    /// directory is scanned; a path that is gone is forgotten with everything under it.
+    pub fn refresh_paths(&mut self, config: &Config, paths: &[PathBuf]) -> Result<Refresh, Error> {
+        let dir = &config.content.dir;
+        if !dir.is_dir() {
+            // The whole content directory vanished: nothing is published from it any more
+            // only once it is really gone; keep the cache until it comes back.
+            return Err(Error::ContentDir {
+                path: dir.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        let mut files = Vec::new();
+        let mut removed = 0;
+        for rel in paths {
+            if is_ignored_path(rel) {
+                continue;
+            }
+            let full = dir.join(rel);
+            match std::fs::metadata(&full) {
+                Ok(m) if m.is_dir() => {
+                    let under = discover(&full)?;
+                    let known: Vec<PathBuf> =
+                        self.entries.keys().filter(|p| p.starts_with(rel)).cloned().collect();
+                    let present: std::collections::HashSet<PathBuf> = under.iter().map(|p| rel.join(p)).collect();
+                    for p in known {
+                        if !present.contains(&p) {
+                            self.entries.remove(&p);
+                            removed += 1;
+                        }
+                    }
+                    files.extend(present);
+                }
+                Ok(m) if m.is_file() && is_post_file(rel) => files.push(rel.clone()),
+                Ok(_) => {}
+                Err(_) => {
+                    let gone: Vec<PathBuf> = self.entries.keys().filter(|p| p.starts_with(rel)).cloned().collect();
+                    removed += gone.len();
+                    for p in gone {
+                        self.entries.remove(&p);
+                    }
+                }
+            }
+        }
+        files.sort();
+        files.dedup();
+        let parsed = self.update(config, &files);
+        Ok(Refresh { parsed, removed })
+    }
+
+    /// Reads the files in parallel, re-parsing those whose hash changed. Returns how many
+    /// were parsed.
+    fn update(&mut self, config: &Config, files: &[PathBuf]) -> usize {
+        let dir = &config.content.dir;
+        let known: HashMap<&PathBuf, u64> = self.entries.iter().map(|(p, e)| (p, e.hash)).collect();
+        let results: Vec<(PathBuf, u64, Option<Result<Post, PostError>>)> = files
+            .par_iter()
+            .map(|rel| match read(dir, rel) {
+                Err(e) => (rel.clone(), 0, Some(Err(e))),
+                Ok(bytes) => {
+                    let h = hash(&bytes);
+                    if known.get(rel) == Some(&h) {
+                        return (rel.clone(), h, None);
+                    }
+                    let parsed = decode(rel, &bytes).and_then(|text| post::parse(config, rel, &text));
+                    (rel.clone(), h, Some(parsed))
+                }
+            })
+            .collect();
+        let mut parsed = 0;
+        for (rel, h, result) in results {
+            let Some(result) = result else { continue };
+            parsed += 1;
+            let last_good = self.entries.get(&rel).and_then(|e| e.post.clone());
+            let entry = match result {
+                Ok(post) => Entry {
+                    hash: h,
+                    post: Some(Arc::new(post)),
+                    error: None,
+                },
+                Err(error) => Entry {
+                    hash: h,
+                    post: last_good,
+                    error: Some(error),
+                },
+            };
+            self.entries.insert(rel, entry);
+        }
+        parsed
+    }
+
+    /// The current posts, with duplicate ids/URLs reported (the first path keeps them).
+    pub fn loaded(&self) -> Loaded {
+        let mut loaded = Loaded {
+            files: self.entries.len(),
+            ..Loaded::default()
+        };
+        let mut ids: HashMap<&str, &str> = HashMap::new();
+        let mut urls: HashMap<&str, &str> = HashMap::new();
+        for entry in self.entries.values() {
+            if let Some(error) = &entry.error {
+                loaded.errors.push(error.clone());
+            }
+            let Some(post) = &entry.post else { continue };
+            let duplicate = [("id", &post.id, &mut ids), ("URL", &post.url, &mut urls)]
+                .into_iter()
+                .find_map(|(what, value, seen)| match seen.get(value.as_str()) {
+                    Some(other) => Some(PostErrorKind::Duplicate {
+                        what,
+                        value: value.clone(),
+                        other: (*other).to_string(),
+                    }),
+                    None => {
+                        seen.insert(value, &post.source);
+                        None
+                    }
+                });
+            if let Some(kind) = duplicate {
+                loaded.errors.push(PostError::new(Path::new(&post.source), kind));
+                continue;
+            }
+            loaded.warnings.extend(post.warnings.iter().cloned());
+            loaded.posts.push(post.clone());
+        }
+        loaded
+    }
+}
+
+/// Loads every post under the configured content directory.
+pub fn load(config: &Config) -> Result<Loaded, Error> {
+    let mut cache = Cache::default();
+    cache.refresh_all(config)?;
+    Ok(cache.loaded())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_post_files_and_skips_temp_files() {
+        let cases = [
+            ("a.md", true),
+            ("a.markdown", true),
+            ("A.MD", true),
+            ("a.txt", false),
+            (".a.md", false),
+            ("a.md~", false),
+            (".a.md.swp", false),
+            ("#a.md#", false),
+            ("4913", false),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(is_post_file(Path::new(name)), expected, "{name}");
+        }
+        assert!(is_ignored_path(Path::new("zh/.git/x.md")));
+        assert!(!is_ignored_path(Path::new("zh/news/x.md")));
+    }
+
+    #[test]
+    fn decode_names_line_and_column_of_bad_byte() {
+        let err = decode(Path::new("x.md"), b"---\nab\xffc").expect_err("bad utf-8");
+        assert_eq!(err.position, Some((2, 3)));
+    }
+}

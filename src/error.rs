@@ -1,0 +1,139 @@
+//! Error types. `PostError` is one bad content file (always carries its path and, where
+//! known, line:column); `Error` is fatal for a whole command (bad config, missing content
+//! directory, unwritable export directory). No I/O happens here.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What is wrong with one content file. Messages are lowercase and name the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PostErrorKind {
+    #[error("cannot read file: {0}")]
+    Unreadable(String),
+    #[error("file is not valid UTF-8 (byte offset {0}); save it as UTF-8")]
+    NotUtf8(usize),
+    #[error("file is empty")]
+    Empty,
+    #[error("no front matter: a post must start with a `---` line (hint: add `---`, `title: ...`, `date: ...`, `---` at the top)")]
+    NoFrontMatter,
+    #[error("front matter is not terminated: no closing `---` line")]
+    UnterminatedFrontMatter,
+    #[error("front matter is not valid YAML: {0}")]
+    Yaml(String),
+    #[error("front matter must be a mapping of `key: value` lines, found {0}")]
+    NotAMapping(&'static str),
+    #[error("front matter field `{0}` is required")]
+    MissingField(&'static str),
+    #[error("front matter field `{field}` {problem}")]
+    InvalidField {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("{what} `{value}` is already used by `{other}`")]
+    Duplicate {
+        what: &'static str,
+        value: String,
+        other: String,
+    },
+}
+
+/// One content file that could not become a post. Displayed as `` `path`:line:col: message ``.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostError {
+    /// Path of the file, as found under the content directory (relative to it where possible).
+    pub path: PathBuf,
+    /// 1-based line and column in the file, where known.
+    pub position: Option<(usize, usize)>,
+    /// What is wrong.
+    pub kind: PostErrorKind,
+}
+
+impl PostError {
+    /// A problem with a file as a whole.
+    pub fn new(path: &Path, kind: PostErrorKind) -> Self {
+        PostError {
+            path: path.to_path_buf(),
+            position: None,
+            kind,
+        }
+    }
+
+    /// A problem at a known position.
+    pub fn at(path: &Path, position: Option<(usize, usize)>, kind: PostErrorKind) -> Self {
+        PostError {
+            path: path.to_path_buf(),
+            position,
+            kind,
+        }
+    }
+}
+
+impl fmt::Display for PostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`", self.path.display())?;
+        if let Some((line, col)) = self.position {
+            write!(f, ":{line}:{col}")?;
+        }
+        write!(f, ": {}", self.kind)
+    }
+}
+
+impl std::error::Error for PostError {}
+
+/// A non-fatal remark about a post that still loaded (e.g. a misspelt front-matter key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostWarning {
+    /// Path of the file.
+    pub path: PathBuf,
+    /// 1-based line and column, where known.
+    pub position: Option<(usize, usize)>,
+    /// What looks wrong, with a hint.
+    pub message: String,
+}
+
+impl fmt::Display for PostWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`", self.path.display())?;
+        if let Some((line, col)) = self.position {
+            write!(f, ":{line}:{col}")?;
+        }
+        write!(f, ": warning: {}", self.message)
+    }
+}
+
+/// A fatal error: the command cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read config `{path}`")]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config `{path}`: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("content directory `{path}` cannot be read (check `content.dir` in the config)")]
+    ContentDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write `{path}`")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot render feed `{path}`: {message}")]
+    Render { path: String, message: String },
+    #[error("cannot start the server on `{bind}`")]
+    Bind {
+        bind: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot watch `{path}`: {message}")]
+    Watch { path: PathBuf, message: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,276 @@
+//! Pure feed planning: `plan(config, posts, now)` decides which feeds exist (global, per tag,
+//! per category, per language when the content is multilingual), their URLs and their
+//! entries in a total order. Format-agnostic: `render` turns each `Feed` into bytes. `now`
+//! only decides visibility; nothing time-dependent reaches the output.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::config::Config;
+use crate::post::{Post, encode_segment};
+
+/// Which posts a feed collects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FeedKind {
+    Global,
+    Tag,
+    Category,
+}
+
+impl FeedKind {
+    /// URL directory of this kind (`tags/`, `categories/`).
+    fn dir(self) -> &'static str {
+        match self {
+            FeedKind::Global => "",
+            FeedKind::Tag => "tags/",
+            FeedKind::Category => "categories/",
+        }
+    }
+}
+
+/// One feed, independent of format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feed {
+    pub kind: FeedKind,
+    /// Tag or category as displayed (most used spelling); empty for the global feed.
+    pub name: String,
+    /// Language of every entry.
+    pub language: String,
+    /// Site-relative directory, decoded (`zh/tags/内核/`); file names are appended.
+    pub dir: String,
+    /// Absolute URL of `dir`, percent-encoded.
+    pub dir_url: String,
+    pub title: String,
+    pub description: String,
+    /// Absolute URL of the site (language) home page.
+    pub home_url: String,
+    /// Newest first, `limit` at most.
+    pub entries: Vec<Arc<Post>>,
+    /// Newest `updated` of the entries (the Unix epoch for an empty feed).
+    pub updated: DateTime<FixedOffset>,
+}
+
+/// The planned feed set.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Global feeds first, then tags, then categories; each group ordered by directory.
+    pub feeds: Vec<Feed>,
+    /// Slug collisions and empty slugs, reported (the feeds still exist).
+    pub problems: Vec<String>,
+    /// The earliest publication time of a scheduled (future, non-draft) post.
+    pub next_due: Option<DateTime<FixedOffset>>,
+    /// Visible posts.
+    pub visible: usize,
+}
+
+/// Lowercase, whitespace and path separators become `-`, everything else (CJK, `+`, `#`) is
+/// kept; `encode_segment` makes it URL-safe. Empty for names with nothing usable.
+pub fn slugify(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.to_lowercase().chars() {
+        let c = if c.is_whitespace() || c.is_control() || c == '/' || c == '\\' { '-' } else { c };
+        if c == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        out.push(c);
+    }
+    let trimmed = out.trim_end_matches('-');
+    if trimmed.chars().all(|c| c == '.') {
+        String::new()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+fn epoch() -> DateTime<FixedOffset> {
+    DateTime::UNIX_EPOCH.fixed_offset()
+}
+
+/// Total order of entries: newest first, then by permalink.
+pub fn order(a: &Post, b: &Post) -> std::cmp::Ordering {
+    b.date.cmp(&a.date).then_with(|| a.url.cmp(&b.url))
+}
+
+/// Posts grouped under a case-insensitive key, with spelling counts.
+#[derive(Default)]
+struct Group {
+    spellings: BTreeMap<String, usize>,
+    entries: Vec<Arc<Post>>,
+}
+
+impl Group {
+    fn display(&self) -> String {
+        // Most used spelling; ties go to the smallest string (deterministic).
+        self.spellings
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            .map(|(s, _)| s.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Plans every feed of the site from its posts.
+pub fn plan(config: &Config, posts: &[Arc<Post>], now: DateTime<FixedOffset>) -> Plan {
+    let mut visible: Vec<Arc<Post>> = posts.iter().filter(|p| p.is_visible(now)).cloned().collect();
+    visible.sort_by(|a, b| order(a, b));
+    let next_due = posts.iter().filter(|p| !p.draft && p.date > now).map(|p| p.date).min();
+
+    let mut by_lang: BTreeMap<&str, Vec<Arc<Post>>> = BTreeMap::new();
+    for post in &visible {
+        by_lang.entry(post.lang.as_str()).or_default().push(post.clone());
+    }
+    let multilingual = by_lang.len() > 1;
+    if by_lang.is_empty() {
+        by_lang.insert(config.site.language.as_str(), Vec::new());
+    }
+
+    let mut plan = Plan {
+        next_due,
+        visible: visible.len(),
+        ..Plan::default()
+    };
+    let mut tag_feeds = Vec::new();
+    let mut category_feeds = Vec::new();
+    for (lang, posts) in &by_lang {
+        let prefix = if multilingual { format!("{lang}/") } else { String::new() };
+        let ctx = Ctx {
+            config,
+            lang,
+            prefix: &prefix,
+            multilingual,
+        };
+        plan.feeds.push(ctx.feed(FeedKind::Global, "", String::new(), posts.iter().take(config.feed.limit).cloned().collect()));
+        if config.feed.tags {
+            tag_feeds.extend(ctx.grouped(FeedKind::Tag, posts, |p| &p.tags, &mut plan.problems));
+        }
+        if config.feed.categories {
+            category_feeds.extend(ctx.grouped(FeedKind::Category, posts, |p| &p.categories, &mut plan.problems));
+        }
+    }
+    plan.feeds.extend(tag_feeds);
+    plan.feeds.extend(category_feeds);
+    plan
+}
+
+struct Ctx<'a> {
+    config: &'a Config,
+    lang: &'a str,
+    prefix: &'a str,
+    multilingual: bool,
+}
+
+impl Ctx<'_> {
+    fn grouped(
+        &self,
+        kind: FeedKind,
+        posts: &[Arc<Post>],
+        names: impl Fn(&Post) -> &Vec<String>,
+        problems: &mut Vec<String>,
+    ) -> Vec<Feed> {
+        let limit = self.config.feed.limit;
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        for post in posts {
+            for name in names(post) {
+                let group = groups.entry(name.to_lowercase()).or_default();
+                *group.spellings.entry(name.clone()).or_default() += 1;
+                if group.entries.len() < limit {
+                    group.entries.push(post.clone());
+                }
+            }
+        }
+        let mut keys: Vec<(String, Group)> = groups.into_iter().collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        let what = match kind {
+            FeedKind::Category => "category",
+            _ => "tag",
+        };
+        let mut taken: HashMap<String, String> = HashMap::new();
+        let mut feeds = Vec::with_capacity(keys.len());
+        for (key, group) in keys {
+            let display = group.display();
+            let mut slug = slugify(&display);
+            if slug.is_empty() {
+                let fallback = format!("{what}-{:08x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32);
+                problems.push(format!("{what} `{display}` has no usable characters for a URL; its feed is at `{fallback}`"));
+                slug = fallback;
+            }
+            if let Some(other) = taken.get(&slug) {
+                let base = slug.clone();
+                let mut n = 2;
+                while taken.contains_key(&format!("{base}-{n}")) {
+                    n += 1;
+                }
+                slug = format!("{base}-{n}");
+                problems.push(format!(
+                    "{what} `{display}` has the same URL slug `{base}` as `{other}`; its feed is at `{slug}`"
+                ));
+            }
+            taken.insert(slug.clone(), display.clone());
+            feeds.push(self.feed(kind, &slug, display, group.entries));
+        }
+        feeds
+    }
+
+    fn feed(&self, kind: FeedKind, slug: &str, name: String, entries: Vec<Arc<Post>>) -> Feed {
+        let site = &self.config.site;
+        let dir = format!("{}{}{}", self.prefix, kind.dir(), if slug.is_empty() { String::new() } else { format!("{slug}/") });
+        let encoded: String = dir.split_inclusive('/').map(|seg| {
+            let (name, slash) = seg.strip_suffix('/').map_or((seg, ""), |n| (n, "/"));
+            format!("{}{slash}", encode_segment(name))
+        }).collect();
+        let dir_url = format!("{}{encoded}", site.base_url);
+        let home_url = format!("{}{}", site.base_url, self.prefix);
+        let lang_note = if self.multilingual { format!(" ({})", self.lang) } else { String::new() };
+        let (title, description) = match kind {
+            FeedKind::Global => (format!("{}{lang_note}", site.title), site.description.clone()),
+            FeedKind::Tag => (
+                format!("{} · {name}{lang_note}", site.title),
+                format!("Posts tagged “{name}” on {}", site.title),
+            ),
+            FeedKind::Category => (
+                format!("{} · {name}{lang_note}", site.title),
+                format!("Posts in category “{name}” on {}", site.title),
+            ),
+        };
+        let updated = entries.iter().map(|p| p.updated).max().unwrap_or_else(epoch);
+        Feed {
+            kind,
+            name,
+            language: self.lang.to_string(),
+            dir,
+            dir_url,
+            title,
+            description,
+            home_url,
+            entries,
+            updated,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_keep_unicode_and_never_transliterate() {
+        let cases = [
+            ("内核", "内核"),
+            ("内河", "内河"),
+            ("openEuler Summit", "openeuler-summit"),
+            ("C++", "c++"),
+            ("C#", "c#"),
+            ("C", "c"),
+            ("CI/CD", "ci-cd"),
+            ("  a  b ", "a-b"),
+            ("..", ""),
+            ("/", ""),
+            ("", ""),
+        ];
+        for (name, slug) in cases {
+            assert_eq!(slugify(name), slug, "{name}");
+        }
+    }
+}

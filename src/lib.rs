@@ -1,0 +1,39 @@
+//! feedsmith turns a directory of Markdown posts into RSS 2.0, Atom 1.0 and JSON Feed 1.1
+//! feeds, serves them over HTTP with caching that aggregators can rely on, and exports them
+//! as static files.
+//!
+//! # Data flow
+//! ```text
+//! content/**.md --content::Cache (load, parse in parallel)--> posts (+ PostErrors)
+//!   --feed::plan--> feeds --render--> bytes x {rss, atom, json} (+ OPML, index)
+//!   --snapshot::build--> Rendered (identity + gzip + br, ETag, Last-Modified)
+//!   --> Snapshot (immutable) --> SnapshotStore (ArcSwap) --> server (one snapshot per request)
+//!                            \--> export::write(feeds/)
+//! ```
+//!
+//! # Invariants
+//! 1. Only `config` and `content` read files; only `export` writes them; the server never
+//!    touches the filesystem.
+//! 2. `post`, `feed` and `render` are pure and deterministic: no clock in any output, total
+//!    ordering (date desc, then permalink), feed `updated` = newest entry's update time. Same
+//!    content, same bytes, same ETag (xxh3) on every machine and after every restart.
+//! 3. A snapshot never changes once built; publishing is one pointer swap; a failed rebuild
+//!    never replaces a good snapshot; a bad edit keeps the post's last good version.
+//! 4. Serve and export share `snapshot::build`: exported files equal served bodies.
+//! 5. The async runtime never parses content; rebuilds run on their own thread.
+//! 6. Drafts and future posts appear nowhere; a scheduled post appears when its time comes.
+//! 7. A feed never mixes languages when the content is multilingual.
+
+pub mod config;
+pub mod content;
+pub mod error;
+pub mod export;
+pub mod feed;
+pub mod post;
+pub mod render;
+pub mod server;
+pub mod snapshot;
+pub mod watch;
+
+pub use config::Config;
+pub use error::{Error, PostError};

@@ -1,0 +1,181 @@
+//! The `feedsmith` binary: parses the command line, sets up logging, calls the library and
+//! maps the outcome to an exit code (0 ok, 1 posts skipped, 2 fatal).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use feedsmith::{Config, config, content, export, server, snapshot, watch};
+
+#[derive(Parser)]
+#[command(version, about = "Markdown posts in, RSS 2.0 / Atom 1.0 / JSON Feed 1.1 out, served or exported")]
+struct Cli {
+    /// Config file (default: `config.toml`, defaults apply when it does not exist).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the feeds over HTTP, reloading on content changes (the default).
+    Serve {
+        /// Address to bind, overriding `server.bind` (e.g. 127.0.0.1:0 for any free port).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Write every feed (and a .gz sibling of each) to a directory.
+    Export {
+        /// Output directory, overriding `export.dir`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Load every post and report problems.
+    Check,
+}
+
+/// Posts were skipped: the command did its work, but not with everything.
+struct Skipped;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(Skipped)) => ExitCode::from(1),
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+            eprintln!("error: {}", chain.join(": "));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Option<Skipped>> {
+    let (path, must_exist) = match cli.config {
+        Some(p) => (p, true),
+        None => (PathBuf::from("config.toml"), false),
+    };
+    let config = config::load(&path, must_exist)?;
+    match cli.command.unwrap_or(Command::Serve { bind: None }) {
+        Command::Check => check(&config),
+        Command::Export { out } => export_cmd(&config, out),
+        Command::Serve { bind } => serve(config, bind),
+    }
+}
+
+fn report(loaded: &content::Loaded) -> Option<Skipped> {
+    for warning in &loaded.warnings {
+        eprintln!("{warning}");
+    }
+    for error in &loaded.errors {
+        eprintln!("{error}");
+    }
+    (!loaded.errors.is_empty()).then_some(Skipped)
+}
+
+fn check(config: &Config) -> anyhow::Result<Option<Skipped>> {
+    let started = Instant::now();
+    let loaded = content::load(config)?;
+    let skipped = report(&loaded);
+    let now = chrono::Utc::now().fixed_offset();
+    let drafts = loaded.posts.iter().filter(|p| p.draft).count();
+    let scheduled = loaded.posts.iter().filter(|p| !p.draft && p.date > now).count();
+    let plan = feedsmith::feed::plan(config, &loaded.posts, now);
+    for problem in &plan.problems {
+        eprintln!("warning: {problem}");
+    }
+    println!(
+        "checked {} files in {:.2?}: {} posts ({} visible, {} drafts, {} scheduled), {} feeds, {} errors, {} warnings",
+        loaded.files,
+        started.elapsed(),
+        loaded.posts.len(),
+        plan.visible,
+        drafts,
+        scheduled,
+        plan.feeds.len(),
+        loaded.errors.len(),
+        loaded.warnings.len() + plan.problems.len(),
+    );
+    Ok(skipped)
+}
+
+fn export_cmd(config: &Config, out: Option<PathBuf>) -> anyhow::Result<Option<Skipped>> {
+    let started = Instant::now();
+    let out = out.unwrap_or_else(|| config.export.dir.clone());
+    let loaded = content::load(config)?;
+    let skipped = report(&loaded);
+    let snap = snapshot::build(config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)?;
+    for problem in snap.problems.iter().filter(|p| !p.starts_with('`')) {
+        eprintln!("warning: {problem}");
+    }
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && snap.files.len() > 200 {
+        indicatif::ProgressBar::new(snap.files.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let summary = export::write(&snap, &out, &|| bar.inc(1))?;
+    bar.finish_and_clear();
+    println!(
+        "exported {} feeds ({} files) to `{}` in {:.2?}: {} written, {} unchanged, {} removed",
+        snap.feeds,
+        snap.files.len() * 2,
+        out.display(),
+        started.elapsed(),
+        summary.written,
+        summary.unchanged,
+        summary.removed
+    );
+    Ok(skipped)
+}
+
+fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>> {
+    let bind = bind.unwrap_or_else(|| config.server.bind.clone());
+    let mut publisher = watch::Publisher::new(config.clone());
+    let first = publisher.rebuild(None)?;
+    let store = publisher.store();
+    tracing::info!(
+        posts = store.load().posts,
+        feeds = store.load().feeds,
+        ms = first.elapsed.as_secs_f64() * 1000.0,
+        "loaded `{}`",
+        config.content.dir.display()
+    );
+    let handle = watch::spawn(publisher)?;
+    let hup = handle.sender();
+    let state = actix_web::web::Data::new(server::AppState {
+        store,
+        cache_control: config.server.cache_control.clone(),
+    });
+    actix_web::rt::System::new().block_on(async move {
+        let srv = actix_web::HttpServer::new(move || actix_web::App::new().configure(server::configure(state.clone())))
+            .shutdown_timeout(30)
+            .bind(&bind)
+            .map_err(|source| feedsmith::Error::Bind { bind: bind.clone(), source })?;
+        for addr in srv.addrs() {
+            // Printed on stdout so scripts (and tests) can find a port chosen by the OS.
+            println!("listening on http://{addr}/");
+        }
+        #[cfg(unix)]
+        actix_web::rt::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut stream) = signal(SignalKind::hangup()) {
+                while stream.recv().await.is_some() {
+                    tracing::info!("SIGHUP: full reload");
+                    let _ = hup.send(watch::Msg::Full);
+                }
+            }
+        });
+        srv.run().await.map_err(feedsmith::Error::Io)
+    })?;
+    handle.stop();
+    Ok(None)
+}

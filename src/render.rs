@@ -1,0 +1,162 @@
+//! Pure rendering: a planned `Feed` becomes bytes in one format (`rss`, `atom`, `json`), and
+//! the site-level files (OPML list of every feed, the HTML index) are rendered here too.
+//! Deterministic: same feed, same bytes. No I/O, no clock.
+
+mod atom;
+mod json;
+mod rss;
+
+use crate::config::{Config, ContentMode};
+use crate::error::Error;
+use crate::feed::{Feed, FeedKind};
+
+/// The three feed formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Format {
+    Rss,
+    Atom,
+    Json,
+}
+
+impl Format {
+    /// Every format, in a fixed order.
+    pub const ALL: [Format; 3] = [Format::Rss, Format::Atom, Format::Json];
+
+    /// File name inside a feed's directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Rss => "rss.xml",
+            Format::Atom => "atom.xml",
+            Format::Json => "feed.json",
+        }
+    }
+
+    /// Media type with charset, for `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Rss => "application/rss+xml; charset=utf-8",
+            Format::Atom => "application/atom+xml; charset=utf-8",
+            Format::Json => "application/feed+json; charset=utf-8",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Format::Rss => "RSS",
+            Format::Atom => "Atom",
+            Format::Json => "JSON Feed",
+        }
+    }
+}
+
+/// Content type of the OPML list.
+pub const OPML_CONTENT_TYPE: &str = "text/x-opml; charset=utf-8";
+/// Content type of the HTML index.
+pub const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+/// Path of the OPML list.
+pub const OPML_PATH: &str = "feeds.opml";
+/// Path of the HTML index.
+pub const INDEX_PATH: &str = "index.html";
+
+/// Renders one feed in one format.
+pub fn render(config: &Config, feed: &Feed, format: Format) -> Result<Vec<u8>, Error> {
+    let full = config.feed.content == ContentMode::Full;
+    let result = match format {
+        Format::Rss => rss::render(config, feed, full),
+        Format::Atom => atom::render(config, feed, full),
+        Format::Json => json::render(config, feed, full),
+    };
+    result.map_err(|message| Error::Render {
+        path: format!("{}{}", feed.dir, format.file_name()),
+        message,
+    })
+}
+
+/// Escapes text for XML/HTML content and attribute values.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn kind_label(kind: FeedKind) -> &'static str {
+    match kind {
+        FeedKind::Global => "All posts",
+        FeedKind::Tag => "Tag",
+        FeedKind::Category => "Category",
+    }
+}
+
+/// OPML 2.0 list of every feed (Atom and RSS are alternatives; RSS is listed, as readers
+/// expect one `xmlUrl` per outline), so a reader can subscribe to all of them at once.
+pub fn opml(config: &Config, feeds: &[Feed]) -> Vec<u8> {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<opml version=\"2.0\">\n  <head>\n");
+    out.push_str(&format!("    <title>{}</title>\n", escape(&config.site.title)));
+    if let Some(newest) = feeds.iter().map(|f| f.updated).max() {
+        out.push_str(&format!("    <dateModified>{}</dateModified>\n", newest.to_rfc2822()));
+    }
+    out.push_str("  </head>\n  <body>\n");
+    for feed in feeds {
+        out.push_str(&format!(
+            "    <outline type=\"rss\" text=\"{t}\" title=\"{t}\" xmlUrl=\"{u}{f}\" htmlUrl=\"{h}\" language=\"{l}\"/>\n",
+            t = escape(&feed.title),
+            u = escape(&feed.dir_url),
+            f = Format::Rss.file_name(),
+            h = escape(&feed.home_url),
+            l = escape(&feed.language),
+        ));
+    }
+    out.push_str("  </body>\n</opml>\n");
+    out.into_bytes()
+}
+
+/// A small HTML page listing every feed, with autodiscovery links for the main feeds.
+pub fn index(config: &Config, feeds: &[Feed]) -> Vec<u8> {
+    let title = escape(&config.site.title);
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title} — feeds</title>\n",
+        escape(&config.site.language)
+    );
+    for feed in feeds.iter().filter(|f| f.kind == FeedKind::Global) {
+        for format in Format::ALL {
+            let media = format.content_type().split(';').next().unwrap_or_default();
+            out.push_str(&format!(
+                "<link rel=\"alternate\" type=\"{media}\" title=\"{} ({})\" href=\"{}{}\">\n",
+                escape(&feed.title),
+                format.label(),
+                escape(&feed.dir_url),
+                format.file_name()
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "<link rel=\"alternate\" type=\"text/x-opml\" title=\"All feeds (OPML)\" href=\"{}{OPML_PATH}\">\n</head>\n<body>\n<h1>{title}</h1>\n<p>Subscribe to every feed at once with the <a href=\"{}{OPML_PATH}\">OPML list</a>.</p>\n<table>\n<thead><tr><th>Feed</th><th>Kind</th><th>Language</th><th>Formats</th></tr></thead>\n<tbody>\n",
+        escape(config.site.base_url.as_str()),
+        escape(config.site.base_url.as_str())
+    ));
+    for feed in feeds {
+        let links: Vec<String> = Format::ALL
+            .iter()
+            .map(|f| format!("<a href=\"{}{}\">{}</a>", escape(&feed.dir_url), f.file_name(), f.label()))
+            .collect();
+        let name = if feed.name.is_empty() { feed.title.clone() } else { feed.name.clone() };
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(&name),
+            kind_label(feed.kind),
+            escape(&feed.language),
+            links.join(" · ")
+        ));
+    }
+    out.push_str("</tbody>\n</table>\n</body>\n</html>\n");
+    out.into_bytes()
+}

@@ -1,0 +1,108 @@
+//! Atom 1.0 through `atom_syndication`: stable ids, `published`/`updated`, authors with the
+//! site author as fallback, `summary`, `content type="html"`, alternate and self links.
+
+use atom_syndication::{Category, Content, Entry, Feed as AtomFeed, Generator, Link, Person, Text, WriteConfig};
+
+use super::Format;
+use crate::config::Config;
+use crate::feed::Feed;
+
+fn person(name: &str) -> Person {
+    Person {
+        name: name.to_string(),
+        ..Person::default()
+    }
+}
+
+fn link(href: String, rel: &str, mime: Option<&str>) -> Link {
+    Link {
+        href,
+        rel: rel.to_string(),
+        mime_type: mime.map(str::to_string),
+        ..Link::default()
+    }
+}
+
+pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>, String> {
+    let site_author = if config.site.author.is_empty() { config.site.title.as_str() } else { config.site.author.as_str() };
+    let entries = feed
+        .entries
+        .iter()
+        .map(|post| {
+            let mut links = vec![link(post.url.clone(), "alternate", Some("text/html"))];
+            if let Some(banner) = &post.banner {
+                links.push(link(banner.clone(), "enclosure", Some(image_type(banner))));
+            }
+            Entry {
+                title: Text::plain(post.title.clone()),
+                id: post.id.clone(),
+                updated: post.updated,
+                published: Some(post.date),
+                authors: if post.authors.is_empty() {
+                    vec![person(site_author)]
+                } else {
+                    post.authors.iter().map(|a| person(a)).collect()
+                },
+                categories: post
+                    .categories
+                    .iter()
+                    .chain(&post.tags)
+                    .map(|t| Category {
+                        term: t.clone(),
+                        ..Category::default()
+                    })
+                    .collect(),
+                links,
+                summary: Some(Text::plain(post.summary.clone())),
+                content: full.then(|| Content {
+                    value: Some(post.content_html.clone()),
+                    content_type: Some("html".to_string()),
+                    ..Content::default()
+                }),
+                ..Entry::default()
+            }
+        })
+        .collect();
+    let atom = AtomFeed {
+        title: Text::plain(feed.title.clone()),
+        id: format!("{}{}", feed.dir_url, Format::Atom.file_name()),
+        updated: feed.updated,
+        authors: vec![person(site_author)],
+        generator: Some(Generator {
+            value: "feedsmith".to_string(),
+            ..Generator::default()
+        }),
+        links: vec![
+            link(feed.home_url.clone(), "alternate", Some("text/html")),
+            link(format!("{}{}", feed.dir_url, Format::Atom.file_name()), "self", Some("application/atom+xml")),
+        ],
+        subtitle: (!feed.description.is_empty()).then(|| Text::plain(feed.description.clone())),
+        entries,
+        lang: Some(feed.language.clone()),
+        ..AtomFeed::default()
+    };
+    let mut out = Vec::new();
+    atom.write_with_config(
+        &mut out,
+        WriteConfig {
+            write_document_declaration: true,
+            indent_size: Some(2),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// Media type of an image from its extension (enclosures should say what they link).
+pub(super) fn image_type(url: &str) -> &'static str {
+    let lower = url.rsplit('/').next().unwrap_or_default().to_ascii_lowercase();
+    match lower.rsplit('.').next().unwrap_or_default() {
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "svg" => "image/svg+xml",
+        "avif" => "image/avif",
+        _ => "image/jpeg",
+    }
+}

@@ -1,0 +1,114 @@
+//! RSS 2.0 through the `rss` crate, with `content:encoded`, `dc:creator`, `atom:link
+//! rel="self"` and `media:content`/`media:thumbnail` for banners.
+
+use std::collections::BTreeMap;
+
+use rss::extension::atom::{AtomExtension, Link};
+use rss::extension::dublincore::DublinCoreExtension;
+use rss::extension::{Extension, ExtensionMap};
+use rss::{Category, Channel, Guid, Item};
+
+use super::Format;
+use crate::config::Config;
+use crate::feed::Feed;
+
+const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
+
+fn media(name: &str, url: &str, medium: bool) -> Extension {
+    let mut attrs = BTreeMap::new();
+    attrs.insert("url".to_string(), url.to_string());
+    if medium {
+        attrs.insert("medium".to_string(), "image".to_string());
+    }
+    Extension {
+        name: format!("media:{name}"),
+        value: None,
+        attrs,
+        children: BTreeMap::new(),
+    }
+}
+
+pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>, String> {
+    let items = feed
+        .entries
+        .iter()
+        .map(|post| {
+            let mut extensions = ExtensionMap::new();
+            if let Some(banner) = &post.banner {
+                let mut m = BTreeMap::new();
+                m.insert("content".to_string(), vec![media("content", banner, true)]);
+                m.insert("thumbnail".to_string(), vec![media("thumbnail", banner, false)]);
+                extensions.insert("media".to_string(), m);
+            }
+            let creators = if post.authors.is_empty() && !config.site.author.is_empty() {
+                vec![config.site.author.clone()]
+            } else {
+                post.authors.clone()
+            };
+            let categories = post
+                .categories
+                .iter()
+                .chain(&post.tags)
+                .map(|name| Category {
+                    name: name.clone(),
+                    domain: None,
+                })
+                .collect();
+            Item {
+                title: Some(post.title.clone()),
+                link: Some(post.url.clone()),
+                description: Some(post.summary.clone()),
+                content: full.then(|| post.content_html.clone()),
+                pub_date: Some(post.date.to_rfc2822()),
+                guid: Some(Guid {
+                    value: post.id.clone(),
+                    permalink: post.id == post.url,
+                }),
+                categories,
+                dublin_core_ext: (!creators.is_empty()).then(|| DublinCoreExtension {
+                    creators,
+                    ..DublinCoreExtension::default()
+                }),
+                extensions,
+                ..Item::default()
+            }
+        })
+        .collect();
+    let mut namespaces = BTreeMap::new();
+    if feed.entries.iter().any(|p| p.banner.is_some()) {
+        namespaces.insert("media".to_string(), MEDIA_NS.to_string());
+    }
+    let channel = Channel {
+        title: feed.title.clone(),
+        link: feed.home_url.clone(),
+        description: if feed.description.is_empty() { feed.title.clone() } else { feed.description.clone() },
+        language: Some(feed.language.clone()),
+        last_build_date: Some(feed.updated.to_rfc2822()),
+        pub_date: Some(feed.updated.to_rfc2822()),
+        generator: Some("feedsmith".to_string()),
+        docs: Some("https://www.rssboard.org/rss-specification".to_string()),
+        categories: (!feed.name.is_empty())
+            .then(|| Category {
+                name: feed.name.clone(),
+                domain: None,
+            })
+            .into_iter()
+            .collect(),
+        atom_ext: Some(AtomExtension {
+            links: vec![Link {
+                href: format!("{}{}", feed.dir_url, Format::Rss.file_name()),
+                rel: "self".to_string(),
+                mime_type: Some("application/rss+xml".to_string()),
+                ..Link::default()
+            }],
+        }),
+        items,
+        namespaces,
+        ..Channel::default()
+    };
+    // The crate writes its own XML declaration.
+    let mut out = Vec::new();
+    channel.pretty_write_to(&mut out, b' ', 2).map_err(|e| e.to_string())?;
+    out.push(b'\n');
+    Ok(out)
+}

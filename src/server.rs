@@ -1,0 +1,278 @@
+//! HTTP: routes registered in one `configure()` (used by the binary and by the in-process
+//! tests), a GET/HEAD handler that picks precomputed bytes from the current snapshot, and a
+//! pure `decide()` for conditional requests and content negotiation. Never touches the
+//! filesystem: a path either names a file of the snapshot or is a 404.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use actix_web::http::header::{
+    self, AcceptEncoding, ContentEncoding, Encoding as HeaderEncoding, Header, HeaderValue, IfModifiedSince,
+    IfNoneMatch, Preference,
+};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, FixedOffset, Utc};
+
+use crate::snapshot::{Encoding, Rendered, SnapshotStore};
+
+/// Longest request path we look up; anything longer is a 404 without decoding.
+const MAX_PATH: usize = 2048;
+
+/// Shared state of the handlers.
+pub struct AppState {
+    pub store: Arc<SnapshotStore>,
+    /// `Cache-Control` of feed responses.
+    pub cache_control: String,
+}
+
+/// Registers every route: `/healthz` and the snapshot's files (feeds, OPML, `/`).
+pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(state)
+            .route("/healthz", web::route().to(healthz))
+            .default_service(web::to(serve_file));
+    }
+}
+
+/// The outcome of a GET/HEAD for an existing file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// 304 Not Modified, with the validators of this encoding.
+    NotModified(Encoding),
+    /// 200 with the body in this encoding.
+    Ok(Encoding),
+}
+
+/// Decides 304 vs 200 and the content coding, in RFC 9110 §13.2.2 order:
+/// 1. If-None-Match (weak comparison, §13.1.2; `*` matches any current representation) -> 304;
+/// 2. only when If-None-Match is absent, If-Modified-Since (§13.1.3): Last-Modified <= date -> 304;
+/// 3. otherwise 200. The coding follows Accept-Encoding q-values (§12.5.3), preferring br then
+///    gzip on ties, with identity as the fallback when nothing acceptable is left.
+///
+/// Malformed conditional headers arrive here as `None` and are ignored.
+pub fn decide(
+    if_none_match: Option<&IfNoneMatch>,
+    if_modified_since: Option<&IfModifiedSince>,
+    accept_encoding: Option<&AcceptEncoding>,
+    file: &Rendered,
+) -> Decision {
+    let encoding = negotiate(accept_encoding);
+    let not_modified = match if_none_match {
+        Some(IfNoneMatch::Any) => true,
+        Some(IfNoneMatch::Items(tags)) => {
+            let ours = [Encoding::Identity, Encoding::Gzip, Encoding::Brotli].map(|e| file.etag(e));
+            tags.iter().any(|tag| ours.iter().any(|o| o.trim_matches('"') == tag.tag()))
+        }
+        None => if_modified_since.is_some_and(|ims| {
+            let since: SystemTime = ims.0.into();
+            file.last_modified <= since
+        }),
+    };
+    if not_modified {
+        Decision::NotModified(encoding)
+    } else {
+        Decision::Ok(encoding)
+    }
+}
+
+/// The precomputed coding the client accepts best.
+pub fn negotiate(accept_encoding: Option<&AcceptEncoding>) -> Encoding {
+    let Some(accept) = accept_encoding else {
+        return Encoding::Identity;
+    };
+    let best = accept
+        .ranked()
+        .into_iter()
+        .find_map(|pref| match pref {
+            Preference::Specific(e) if e == HeaderEncoding::brotli() => Some(Encoding::Brotli),
+            Preference::Specific(e) if e == HeaderEncoding::gzip() => Some(Encoding::Gzip),
+            Preference::Specific(e) if e == HeaderEncoding::identity() => Some(Encoding::Identity),
+            Preference::Any => Some(Encoding::Brotli),
+            Preference::Specific(_) => None,
+        });
+    // `ranked()` drops q=0 items; an explicit `br;q=0` next to `*` must still exclude br.
+    let allowed = |enc: Encoding| {
+        let name = match enc {
+            Encoding::Brotli => HeaderEncoding::brotli(),
+            Encoding::Gzip => HeaderEncoding::gzip(),
+            Encoding::Identity => return true,
+        };
+        accept
+            .negotiate([name.clone(), HeaderEncoding::identity()].iter())
+            .is_some_and(|chosen| chosen == name)
+    };
+    match best {
+        Some(Encoding::Brotli) if allowed(Encoding::Brotli) => Encoding::Brotli,
+        Some(Encoding::Brotli | Encoding::Gzip) if allowed(Encoding::Gzip) => Encoding::Gzip,
+        _ => Encoding::Identity,
+    }
+}
+
+/// `Cache-Control` for now: the configured value, with `max-age` shortened so that no cache
+/// keeps a feed past the moment a scheduled post becomes visible.
+pub fn cache_control(configured: &str, next_due: Option<DateTime<FixedOffset>>, now: DateTime<Utc>) -> String {
+    let Some(due) = next_due else {
+        return configured.to_string();
+    };
+    let left = (due.with_timezone(&Utc) - now).num_seconds().max(0);
+    let mut seen = false;
+    let directives: Vec<String> = configured
+        .split(',')
+        .map(|d| {
+            let d = d.trim();
+            match d.strip_prefix("max-age=").and_then(|v| v.parse::<i64>().ok()) {
+                Some(age) => {
+                    seen = true;
+                    format!("max-age={}", age.min(left))
+                }
+                None => d.to_string(),
+            }
+        })
+        .collect();
+    let mut out = directives.join(", ");
+    if !seen {
+        out.push_str(&format!(", max-age={left}"));
+    }
+    out
+}
+
+fn content_encoding(encoding: Encoding) -> Option<ContentEncoding> {
+    match encoding {
+        Encoding::Identity => None,
+        Encoding::Gzip => Some(ContentEncoding::Gzip),
+        Encoding::Brotli => Some(ContentEncoding::Brotli),
+    }
+}
+
+fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type("text/plain; charset=utf-8")
+        .body("404 not found: the list of feeds is at /\n")
+}
+
+fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "GET, HEAD"))
+        .content_type("text/plain; charset=utf-8")
+        .body("405 method not allowed: use GET or HEAD\n")
+}
+
+/// Decodes a request path into a snapshot key, or `None` for anything suspicious.
+pub fn snapshot_key(raw: &str) -> Option<String> {
+    if raw.len() > MAX_PATH {
+        return None;
+    }
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    let path = decoded.strip_prefix('/')?;
+    let bad = path.contains('\0')
+        || path.contains('\\')
+        || path.contains("//")
+        || path.split('/').any(|seg| seg == "." || seg == "..");
+    (!bad).then(|| path.to_string())
+}
+
+async fn serve_file(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let started = std::time::Instant::now();
+    let response = respond(&req, &state);
+    tracing::debug!(
+        target: "feedsmith::access",
+        method = %req.method(),
+        path = %req.path(),
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+    );
+    response
+}
+
+fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return method_not_allowed();
+    }
+    let Some(key) = snapshot_key(req.uri().path()) else {
+        return not_found();
+    };
+    // One snapshot per request: body and validators always agree.
+    let snapshot = state.store.load();
+    let Some(file) = snapshot.get(&key) else {
+        return not_found();
+    };
+    let decision = decide(
+        IfNoneMatch::parse(req).ok().filter(|_| req.headers().contains_key(header::IF_NONE_MATCH)).as_ref(),
+        IfModifiedSince::parse(req).ok().as_ref(),
+        AcceptEncoding::parse(req).ok().filter(|_| req.headers().contains_key(header::ACCEPT_ENCODING)).as_ref(),
+        file,
+    );
+    let (status, encoding) = match decision {
+        Decision::NotModified(e) => (StatusCode::NOT_MODIFIED, e),
+        Decision::Ok(e) => (StatusCode::OK, e),
+    };
+    let mut builder = HttpResponse::build(status);
+    builder
+        .insert_header((header::ETAG, file.etag(encoding)))
+        .insert_header((header::LAST_MODIFIED, httpdate::fmt_http_date(file.last_modified)))
+        .insert_header((header::CACHE_CONTROL, cache_control(&state.cache_control, snapshot.next_due, Utc::now())))
+        .insert_header((header::VARY, HeaderValue::from_static("Accept-Encoding")));
+    if status == StatusCode::NOT_MODIFIED {
+        return builder.finish();
+    }
+    builder.insert_header((header::CONTENT_TYPE, file.content_type));
+    if let Some(ce) = content_encoding(encoding) {
+        builder.insert_header((header::CONTENT_ENCODING, ce));
+    }
+    builder.body(file.body(encoding).clone())
+}
+
+async fn healthz(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return method_not_allowed();
+    }
+    let snapshot = state.store.load();
+    let body = serde_json::json!({
+        "status": if snapshot.problems.is_empty() { "ok" } else { "degraded" },
+        "generation": snapshot.generation,
+        "posts": snapshot.posts,
+        "feeds": snapshot.feeds,
+        "files": snapshot.files.len(),
+        "problems": snapshot.problems,
+    });
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_key_rejects_traversal_and_accepts_unicode() {
+        let cases = [
+            ("/rss.xml", Some("rss.xml")),
+            ("/", Some("")),
+            ("/tags/%E5%86%85%E6%A0%B8/rss.xml", Some("tags/内核/rss.xml")),
+            ("/../etc/passwd", None),
+            ("/tags/%2e%2e/rss.xml", None),
+            ("//rss.xml", None),
+            ("/a%00b", None),
+            ("/%ff", None),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(snapshot_key(raw).as_deref(), expected, "{raw}");
+        }
+        assert_eq!(snapshot_key(&format!("/{}", "a".repeat(5000))), None);
+    }
+
+    #[test]
+    fn cache_control_never_outlives_the_next_scheduled_post() {
+        let now = Utc::now();
+        let due = (now + chrono::Duration::seconds(60)).fixed_offset();
+        let cc = cache_control("public, max-age=300, stale-while-revalidate=60", Some(due), now);
+        assert_eq!(cc, "public, max-age=60, stale-while-revalidate=60");
+        let far = (now + chrono::Duration::days(1)).fixed_offset();
+        let cc = cache_control("public, max-age=300", Some(far), now);
+        assert_eq!(cc, "public, max-age=300");
+        assert_eq!(cache_control("public, max-age=300", None, now), "public, max-age=300");
+    }
+}

@@ -1,0 +1,207 @@
+//! Immutable snapshots of everything served or exported: per file the identity, gzip and
+//! brotli bodies, ETags and Last-Modified, all computed once at build time. `build` is the one
+//! build function shared by `serve` and `export`; `SnapshotStore` publishes a new snapshot
+//! with a single pointer swap. Nothing here touches the filesystem.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use actix_web::web::Bytes;
+use arc_swap::ArcSwap;
+use chrono::{DateTime, FixedOffset};
+use rayon::prelude::*;
+
+use crate::config::Config;
+use crate::content::Loaded;
+use crate::error::Error;
+use crate::feed::{self, Feed};
+use crate::render::{self, Format};
+
+/// One file, ready to send: bodies in every encoding and the validators.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub content_type: &'static str,
+    pub body: Bytes,
+    pub gzip: Bytes,
+    pub br: Bytes,
+    /// Stable hash of `body` (xxh3-64): the ETag and the reuse key.
+    pub hash: u64,
+    /// Newest entry time, to the second.
+    pub last_modified: SystemTime,
+}
+
+/// A content coding we precompute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+    Brotli,
+}
+
+impl Rendered {
+    /// Compresses `body` (gzip at `gzip_level`, brotli at `brotli_quality`) and hashes it.
+    pub fn new(
+        content_type: &'static str,
+        body: Vec<u8>,
+        last_modified: DateTime<FixedOffset>,
+        config: &Config,
+    ) -> Rendered {
+        let hash = xxhash_rust::xxh3::xxh3_64(&body);
+        let gzip = gzip(&body, config.export.gzip_level);
+        let br = brotli(&body, config.export.brotli_quality);
+        Rendered {
+            content_type,
+            body: Bytes::from(body),
+            gzip: Bytes::from(gzip),
+            br: Bytes::from(br),
+            hash,
+            last_modified: to_system_time(last_modified),
+        }
+    }
+
+    /// Strong ETag of one encoding: representations differ per content coding
+    /// (RFC 9110 §8.8.3), so each gets its own tag derived from the same content hash.
+    pub fn etag(&self, encoding: Encoding) -> String {
+        match encoding {
+            Encoding::Identity => format!("\"{:016x}\"", self.hash),
+            Encoding::Gzip => format!("\"{:016x}-gz\"", self.hash),
+            Encoding::Brotli => format!("\"{:016x}-br\"", self.hash),
+        }
+    }
+
+    /// Body in one encoding.
+    pub fn body(&self, encoding: Encoding) -> &Bytes {
+        match encoding {
+            Encoding::Identity => &self.body,
+            Encoding::Gzip => &self.gzip,
+            Encoding::Brotli => &self.br,
+        }
+    }
+}
+
+fn to_system_time(t: DateTime<FixedOffset>) -> SystemTime {
+    let secs = t.timestamp();
+    if secs >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+    } else {
+        SystemTime::UNIX_EPOCH
+    }
+}
+
+/// gzip with the given level (fixed header: no name, no mtime, so bytes are deterministic).
+pub fn gzip(body: &[u8], level: u32) -> Vec<u8> {
+    let mut encoder = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::with_capacity(body.len() / 3), flate2::Compression::new(level));
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    encoder.finish().unwrap_or_default()
+}
+
+/// brotli with the given quality.
+pub fn brotli(body: &[u8], quality: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() / 4);
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: quality as i32,
+        lgwin: 22,
+        size_hint: body.len(),
+        ..Default::default()
+    };
+    let mut input = body;
+    let _ = brotli::BrotliCompress(&mut input, &mut out, &params);
+    out
+}
+
+/// Everything served at one moment. Never changes once built.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Increases by one per published snapshot.
+    pub generation: u64,
+    /// Files by decoded site-relative path (`rss.xml`, `tags/内核/atom.xml`, `index.html`).
+    pub files: HashMap<String, Arc<Rendered>>,
+    /// Visible posts in the feeds.
+    pub posts: usize,
+    /// Feeds (each in three formats).
+    pub feeds: usize,
+    /// Current problems: bad files, slug collisions.
+    pub problems: Vec<String>,
+    /// When the next scheduled post becomes visible.
+    pub next_due: Option<DateTime<FixedOffset>>,
+}
+
+impl Snapshot {
+    /// The file at a decoded path (no leading slash; empty or a trailing `/` means the index).
+    pub fn get(&self, path: &str) -> Option<&Arc<Rendered>> {
+        if path.is_empty() || path.ends_with('/') {
+            return self.files.get(&format!("{path}{}", render::INDEX_PATH));
+        }
+        self.files.get(path)
+    }
+
+    /// Paths in a stable order.
+    pub fn paths(&self) -> Vec<&String> {
+        let mut paths: Vec<&String> = self.files.keys().collect();
+        paths.sort();
+        paths
+    }
+}
+
+/// The published snapshot; readers load it without locking.
+pub type SnapshotStore = ArcSwap<Snapshot>;
+
+/// Plans and renders every file for `loaded` as seen at `now`. Files whose bytes equal a file
+/// of `previous` reuse its compressed bodies (and so keep their ETag).
+pub fn build(
+    config: &Config,
+    loaded: &Loaded,
+    now: DateTime<FixedOffset>,
+    previous: Option<&Snapshot>,
+    generation: u64,
+) -> Result<Snapshot, Error> {
+    let plan = feed::plan(config, &loaded.posts, now);
+    let jobs: Vec<(&Feed, Format)> = plan
+        .feeds
+        .iter()
+        .flat_map(|f| Format::ALL.into_iter().map(move |format| (f, format)))
+        .collect();
+    let reuse = |path: &str, body: &[u8]| -> Option<Arc<Rendered>> {
+        let old = previous?.files.get(path)?;
+        (old.hash == xxhash_rust::xxh3::xxh3_64(body) && old.body.as_ref() == body).then(|| old.clone())
+    };
+    let rendered: Vec<(String, Arc<Rendered>)> = jobs
+        .par_iter()
+        .map(|(feed, format)| {
+            let path = format!("{}{}", feed.dir, format.file_name());
+            let body = render::render(config, feed, *format)?;
+            let file = reuse(&path, &body)
+                .unwrap_or_else(|| Arc::new(Rendered::new(format.content_type(), body, feed.updated, config)));
+            Ok((path, file))
+        })
+        .collect::<Result<_, Error>>()?;
+    let mut files: HashMap<String, Arc<Rendered>> = rendered.into_iter().collect();
+    let newest = plan
+        .feeds
+        .iter()
+        .map(|f| f.updated)
+        .max()
+        .unwrap_or(DateTime::UNIX_EPOCH.fixed_offset());
+    for (path, content_type, body) in [
+        (render::OPML_PATH, render::OPML_CONTENT_TYPE, render::opml(config, &plan.feeds)),
+        (render::INDEX_PATH, render::HTML_CONTENT_TYPE, render::index(config, &plan.feeds)),
+    ] {
+        let file = reuse(path, &body).unwrap_or_else(|| Arc::new(Rendered::new(content_type, body, newest, config)));
+        files.insert(path.to_string(), file);
+    }
+    let mut problems: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
+    problems.extend(plan.problems);
+    Ok(Snapshot {
+        generation,
+        files,
+        posts: plan.visible,
+        feeds: plan.feeds.len(),
+        problems,
+        next_due: plan.next_due,
+    })
+}

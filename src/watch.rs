@@ -1,0 +1,305 @@
+//! Keeping the served snapshot current: a `Publisher` owns the post cache and publishes new
+//! snapshots; `spawn` runs it on its own thread (never on the async runtime), fed by a
+//! debounced file watcher (inotify, or polling as configured or when the watch limit is hit),
+//! by SIGHUP (full reload) and by a timer for the next scheduled post. Bursts of events are
+//! coalesced: while a rebuild runs, new changes accumulate and lead to one more rebuild.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use chrono::Utc;
+use notify::{EventKind, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer_opt};
+
+use crate::config::{Config, WatchMode};
+use crate::content::{self, Cache};
+use crate::error::Error;
+use crate::snapshot::{self, Snapshot, SnapshotStore};
+
+/// What the rebuild worker is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    /// These paths (relative to the content dir) changed.
+    Changed(Vec<PathBuf>),
+    /// Re-read everything (SIGHUP, watcher overflow, content dir recreated).
+    Full,
+    /// Stop the worker.
+    Stop,
+}
+
+/// What one rebuild did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub files_changed: usize,
+    pub feeds_changed: usize,
+    pub generation: u64,
+    pub elapsed: Duration,
+}
+
+/// Owns the post cache and publishes snapshots into the store.
+pub struct Publisher {
+    config: Config,
+    cache: Cache,
+    store: Arc<SnapshotStore>,
+}
+
+impl Publisher {
+    /// A publisher with an empty snapshot (generation 0) until the first `rebuild`.
+    pub fn new(config: Config) -> Self {
+        Publisher {
+            config,
+            cache: Cache::default(),
+            store: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
+        }
+    }
+
+    /// The store the server reads from.
+    pub fn store(&self) -> Arc<SnapshotStore> {
+        self.store.clone()
+    }
+
+    /// Refreshes the given paths (`None`: everything), rebuilds and publishes. On error the
+    /// current snapshot stays.
+    pub fn rebuild(&mut self, changed: Option<&[PathBuf]>) -> Result<Report, Error> {
+        let started = Instant::now();
+        let refresh = match changed {
+            None => self.cache.refresh_all(&self.config)?,
+            Some(paths) => self.cache.refresh_paths(&self.config, paths)?,
+        };
+        let loaded = self.cache.loaded();
+        let previous = self.store.load_full();
+        let generation = previous.generation + 1;
+        let next = snapshot::build(&self.config, &loaded, Utc::now().fixed_offset(), Some(&previous), generation)?;
+        let feeds_changed = next
+            .files
+            .iter()
+            .filter(|(path, file)| previous.files.get(*path).is_none_or(|old| !Arc::ptr_eq(old, file)))
+            .count()
+            + previous.files.keys().filter(|p| !next.files.contains_key(*p)).count();
+        for problem in &loaded.errors {
+            tracing::warn!("{problem}");
+        }
+        self.store.store(Arc::new(next));
+        let report = Report {
+            files_changed: refresh.parsed + refresh.removed,
+            feeds_changed,
+            generation,
+            elapsed: started.elapsed(),
+        };
+        tracing::info!(
+            files_changed = report.files_changed,
+            feeds_changed = report.feeds_changed,
+            generation = report.generation,
+            ms = report.elapsed.as_secs_f64() * 1000.0,
+            "rebuilt"
+        );
+        Ok(report)
+    }
+}
+
+/// A running watcher; dropping it (or `stop`) ends the worker.
+pub struct Handle {
+    sender: Sender<Msg>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Handle {
+    /// A sender for more messages (e.g. SIGHUP -> `Msg::Full`).
+    pub fn sender(&self) -> Sender<Msg> {
+        self.sender.clone()
+    }
+
+    /// Stops the worker and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.sender.send(Msg::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A live watcher; kept only so that dropping it stops watching.
+enum AnyDebouncer {
+    Notify { _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache> },
+    Poll { _debouncer: Debouncer<notify::PollWatcher, RecommendedCache> },
+}
+
+/// Maps debounced events to worker messages: content paths only, no access events.
+fn forward(root: &Path, sender: &Sender<Msg>, result: DebounceEventResult) {
+    match result {
+        Ok(events) => {
+            let mut paths = BTreeSet::new();
+            for event in events {
+                if event.need_rescan() {
+                    let _ = sender.send(Msg::Full);
+                    return;
+                }
+                if matches!(event.kind, EventKind::Access(_)) {
+                    continue;
+                }
+                for path in &event.paths {
+                    if let Ok(rel) = path.strip_prefix(root)
+                        && !content::is_ignored_path(rel)
+                    {
+                        if rel.as_os_str().is_empty() {
+                            let _ = sender.send(Msg::Full);
+                            return;
+                        }
+                        paths.insert(rel.to_path_buf());
+                    }
+                }
+            }
+            if !paths.is_empty() {
+                let _ = sender.send(Msg::Changed(paths.into_iter().collect()));
+            }
+        }
+        Err(errors) => {
+            for e in errors {
+                tracing::warn!("watch error: {e}");
+            }
+            let _ = sender.send(Msg::Full);
+        }
+    }
+}
+
+fn start_watcher(config: &Config, sender: &Sender<Msg>, force_poll: bool) -> Result<AnyDebouncer, Error> {
+    let root = config
+        .content
+        .dir
+        .canonicalize()
+        .unwrap_or_else(|_| config.content.dir.clone());
+    let debounce = Duration::from_millis(config.watch.debounce_ms.max(1));
+    let watch_err = |e: notify::Error| Error::Watch {
+        path: root.clone(),
+        message: e.to_string(),
+    };
+    let poll = force_poll || config.watch.mode == WatchMode::Poll;
+    if !poll {
+        let tx = sender.clone();
+        let r = root.clone();
+        let attempt = new_debouncer_opt::<_, notify::RecommendedWatcher, RecommendedCache>(
+            debounce,
+            None,
+            move |res| forward(&r, &tx, res),
+            RecommendedCache::new(),
+            notify::Config::default(),
+        )
+        .and_then(|mut d| d.watch(&root, RecursiveMode::Recursive).map(|()| d));
+        match attempt {
+            Ok(d) => return Ok(AnyDebouncer::Notify { _debouncer: d }),
+            Err(e) => tracing::warn!(
+                "cannot watch `{}` with change notifications ({e}); falling back to polling every {} ms \
+                 (raise fs.inotify.max_user_watches to avoid this)",
+                root.display(),
+                config.watch.poll_interval_ms
+            ),
+        }
+    }
+    let tx = sender.clone();
+    let r = root.clone();
+    let mut d = new_debouncer_opt::<_, notify::PollWatcher, RecommendedCache>(
+        debounce,
+        None,
+        move |res| forward(&r, &tx, res),
+        RecommendedCache::new(),
+        notify::Config::default()
+            .with_poll_interval(Duration::from_millis(config.watch.poll_interval_ms))
+            .with_compare_contents(true),
+    )
+    .map_err(watch_err)?;
+    d.watch(&root, RecursiveMode::Recursive).map_err(watch_err)?;
+    Ok(AnyDebouncer::Poll { _debouncer: d })
+}
+
+/// Runs `publisher` on its own thread, rebuilding on file changes, on `Msg::Full` and when
+/// a scheduled post falls due.
+pub fn spawn(mut publisher: Publisher) -> Result<Handle, Error> {
+    let (sender, receiver) = channel();
+    let watcher = match publisher.config.watch.mode {
+        WatchMode::Off => None,
+        _ => Some(start_watcher(&publisher.config, &sender, false)?),
+    };
+    let worker_sender = sender.clone();
+    let thread = std::thread::Builder::new()
+        .name("feedsmith-rebuild".into())
+        .spawn(move || worker(&mut publisher, &receiver, &worker_sender, watcher))
+        .map_err(Error::Io)?;
+    Ok(Handle {
+        sender,
+        thread: Some(thread),
+    })
+}
+
+/// How long to sleep before something time-based is due.
+fn wait_time(store: &SnapshotStore, dir_missing: bool) -> Duration {
+    let idle = if dir_missing { Duration::from_millis(500) } else { Duration::from_secs(3600) };
+    match store.load().next_due {
+        Some(due) => {
+            let left = (due.with_timezone(&Utc) - Utc::now()).num_milliseconds().max(0);
+            // Wake a little after the due second so the post is visible when we rebuild.
+            Duration::from_millis(left.unsigned_abs() + 5).min(idle)
+        }
+        None => idle,
+    }
+}
+
+fn worker(publisher: &mut Publisher, receiver: &Receiver<Msg>, sender: &Sender<Msg>, mut watcher: Option<AnyDebouncer>) {
+    let dir = publisher.config.content.dir.clone();
+    let watching = watcher.is_some();
+    let mut dir_missing = false;
+    loop {
+        let first = match receiver.recv_timeout(wait_time(&publisher.store, dir_missing)) {
+            Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        // Coalesce everything that queued up while we slept or rebuilt.
+        let mut full = false;
+        let mut paths = BTreeSet::new();
+        for msg in first.into_iter().chain(receiver.try_iter()) {
+            match msg {
+                Msg::Stop => return,
+                Msg::Full => full = true,
+                Msg::Changed(p) => paths.extend(p),
+            }
+        }
+        if watching && !dir.is_dir() {
+            if !dir_missing {
+                tracing::warn!("content directory `{}` disappeared; serving the last good feeds", dir.display());
+            }
+            dir_missing = true;
+            drop(watcher.take());
+            continue;
+        }
+        if dir_missing {
+            // The content directory is back: watch it anew and read everything.
+            dir_missing = false;
+            match start_watcher(&publisher.config, sender, false) {
+                Ok(w) => {
+                    watcher.replace(w);
+                }
+                Err(e) => tracing::error!("{e}"),
+            }
+            full = true;
+        }
+        let paths: Vec<PathBuf> = paths.into_iter().collect();
+        let result = if full { publisher.rebuild(None) } else { publisher.rebuild(Some(&paths)) };
+        if let Err(e) = result {
+            tracing::error!("rebuild failed, still serving generation {}: {e}", publisher.store.load().generation);
+        }
+    }
+}
