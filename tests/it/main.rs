@@ -1,1 +1,9 @@
+//! The one integration-test binary. Modules by capability; helpers in `support`.
 
+mod check;
+mod export;
+mod feeds;
+mod http;
+mod seeds;
+mod support;
+mod watch;
