@@ -355,41 +355,37 @@ fn join_cjk_lines(events: Vec<Event<'_>>) -> Vec<Event<'_>> {
     out
 }
 
-/// Appends `piece` to plain text, separating with a space unless both sides are CJK.
-fn push_text(out: &mut String, piece: &str, gap: bool) {
-    let piece = piece.trim_start_matches(char::is_whitespace);
-    if piece.is_empty() {
-        return;
+/// Collapses whitespace runs to one space, or to nothing where a run of line breaks only
+/// sits between two CJK characters.
+fn collapse_whitespace(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut run: Option<bool> = None; // Some(only line breaks so far)
+    for c in raw.chars() {
+        if c.is_whitespace() {
+            run = Some(run.unwrap_or(true) && c == '\n');
+            continue;
+        }
+        if let Some(only_breaks) = run.take()
+            && let Some(prev) = out.chars().next_back()
+            && !(only_breaks && is_cjk(prev) && is_cjk(c))
+        {
+            out.push(' ');
+        }
+        out.push(c);
     }
-    if gap
-        && let (Some(a), Some(b)) = (out.chars().next_back(), piece.chars().next())
-        && !a.is_whitespace()
-        && !(is_cjk(a) && is_cjk(b))
-    {
-        out.push(' ');
-    }
-    for word in piece.split_whitespace().collect::<Vec<_>>().join(" ").chars() {
-        out.push(word);
-    }
-    if piece.ends_with(char::is_whitespace) {
-        out.push(' ');
-    }
+    out
 }
 
 /// Plain text of Markdown events: no markup, no image alt text, no raw HTML.
 fn plain_text(events: &[Event<'_>]) -> String {
-    let mut out = String::new();
-    let mut gap = false;
+    let mut raw = String::new();
     let mut in_image = 0usize;
     for event in events {
         match event {
             Event::Start(Tag::Image { .. }) => in_image += 1,
             Event::End(TagEnd::Image) => in_image = in_image.saturating_sub(1),
-            Event::Text(t) | Event::Code(t) if in_image == 0 => {
-                push_text(&mut out, t, gap);
-                gap = false;
-            }
-            Event::SoftBreak | Event::HardBreak => gap = true,
+            Event::Text(t) | Event::Code(t) if in_image == 0 => raw.push_str(t),
+            Event::SoftBreak | Event::HardBreak => raw.push('\n'),
             Event::End(
                 TagEnd::Paragraph
                 | TagEnd::Heading(_)
@@ -397,11 +393,11 @@ fn plain_text(events: &[Event<'_>]) -> String {
                 | TagEnd::TableCell
                 | TagEnd::BlockQuote(_)
                 | TagEnd::CodeBlock,
-            ) => gap = true,
+            ) => raw.push('\n'),
             _ => {}
         }
     }
-    out.trim().to_string()
+    collapse_whitespace(&raw)
 }
 
 /// Cuts plain text to at most `max` grapheme clusters, preferring a sentence end in the
@@ -465,7 +461,7 @@ impl Fields<'_> {
     fn string(&self, key: &'static str) -> Result<Option<String>, PostError> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(s)) => Ok(Some(xml_safe(s).into_owned())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(Value::Bool(b)) => Ok(Some(b.to_string())),
             Some(other) => Err(self.err(key, format!("must be a string, found {}", kind(other)))),
@@ -475,6 +471,7 @@ impl Fields<'_> {
     /// A list of strings, a single string, or a comma-joined string.
     fn list(&self, key: &'static str, split_commas: bool) -> Result<Vec<String>, PostError> {
         let split = |s: &str| -> Vec<String> {
+            let s = &xml_safe(s);
             if split_commas {
                 s.split([',', '，', '、']).map(str::to_string).collect()
             } else {
@@ -489,12 +486,12 @@ impl Fields<'_> {
                 let mut items = Vec::new();
                 for item in seq {
                     match item {
-                        Value::String(s) => items.push(s.clone()),
+                        Value::String(s) => items.push(xml_safe(s).into_owned()),
                         Value::Number(n) => items.push(n.to_string()),
                         Value::Bool(b) => items.push(b.to_string()),
                         Value::Null => {}
                         Value::Mapping(m) => match m.get("name") {
-                            Some(Value::String(s)) => items.push(s.clone()),
+                            Some(Value::String(s)) => items.push(xml_safe(s).into_owned()),
                             _ => {
                                 return Err(self.err(key, "has an item that is a mapping without a `name`"));
                             }
@@ -565,7 +562,7 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
     let value: Value = serde_yaml::from_str(parts.front).map_err(|e| {
         let position = e
             .location()
-            .map(|l| (parts.front_line + l.line(), l.column() + 1));
+            .map(|l| (parts.front_line + l.line().saturating_sub(1), l.column()));
         let message = e.to_string();
         // The library appends " at line X column Y"; the position is already in front.
         let message = message

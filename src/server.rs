@@ -165,7 +165,8 @@ pub fn snapshot_key(raw: &str) -> Option<String> {
     }
     let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
     let path = decoded.strip_prefix('/')?;
-    let bad = path.contains('\0')
+    let bad = path.starts_with('/')
+        || path.contains('\0')
         || path.contains('\\')
         || path.contains("//")
         || path.split('/').any(|seg| seg == "." || seg == "..");
