@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use actix_web::http::header::{
     self, AcceptEncoding, ContentEncoding, Encoding as HeaderEncoding, Header, HeaderValue, IfModifiedSince,
-    IfNoneMatch, Preference,
+    IfNoneMatch, Preference, Quality,
 };
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -76,37 +76,34 @@ pub fn decide(
     }
 }
 
-/// The precomputed coding the client accepts best.
+/// The precomputed coding the client accepts best (RFC 9110 §12.5.3): a coding's weight is
+/// its own q-value, else that of `*`, else 0 (identity: acceptable unless excluded). Highest weight
+/// wins; ties go to br, then gzip, then identity. Nothing acceptable: identity.
 pub fn negotiate(accept_encoding: Option<&AcceptEncoding>) -> Encoding {
     let Some(accept) = accept_encoding else {
         return Encoding::Identity;
     };
-    let best = accept
-        .ranked()
-        .into_iter()
-        .find_map(|pref| match pref {
-            Preference::Specific(e) if e == HeaderEncoding::brotli() => Some(Encoding::Brotli),
-            Preference::Specific(e) if e == HeaderEncoding::gzip() => Some(Encoding::Gzip),
-            Preference::Specific(e) if e == HeaderEncoding::identity() => Some(Encoding::Identity),
-            Preference::Any => Some(Encoding::Brotli),
-            Preference::Specific(_) => None,
-        });
-    // `ranked()` drops q=0 items; an explicit `br;q=0` next to `*` must still exclude br.
-    let allowed = |enc: Encoding| {
-        let name = match enc {
-            Encoding::Brotli => HeaderEncoding::brotli(),
-            Encoding::Gzip => HeaderEncoding::gzip(),
-            Encoding::Identity => return true,
-        };
-        accept
-            .negotiate([name.clone(), HeaderEncoding::identity()].iter())
-            .is_some_and(|chosen| chosen == name)
+    let weight = |coding: HeaderEncoding, default: Quality| {
+        let explicit = accept
+            .iter()
+            .find(|qi| matches!(&qi.item, Preference::Specific(e) if *e == coding))
+            .map(|qi| qi.quality);
+        let any = || accept.iter().find(|qi| matches!(qi.item, Preference::Any)).map(|qi| qi.quality);
+        explicit.or_else(any).unwrap_or(default)
     };
-    match best {
-        Some(Encoding::Brotli) if allowed(Encoding::Brotli) => Encoding::Brotli,
-        Some(Encoding::Brotli | Encoding::Gzip) if allowed(Encoding::Gzip) => Encoding::Gzip,
-        _ => Encoding::Identity,
-    }
+    let candidates = [
+        (Encoding::Brotli, weight(HeaderEncoding::brotli(), Quality::ZERO)),
+        (Encoding::Gzip, weight(HeaderEncoding::gzip(), Quality::ZERO)),
+        // Unlisted identity stays acceptable, but below any coding the client asked for.
+        (Encoding::Identity, weight(HeaderEncoding::identity(), Quality::MIN)),
+    ];
+    candidates
+        .iter()
+        .filter(|(_, q)| *q > Quality::ZERO)
+        // `max_by` keeps the last of equals: iterate in reverse preference order.
+        .rev()
+        .max_by(|a, b| a.1.cmp(&b.1))
+        .map_or(Encoding::Identity, |(e, _)| *e)
 }
 
 /// `Cache-Control` for now: the configured value, with `max-age` shortened so that no cache
