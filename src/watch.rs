@@ -257,10 +257,25 @@ fn wait_time(store: &SnapshotStore, dir_missing: bool) -> Duration {
     }
 }
 
+/// Identity of a directory (device, inode): a content dir deleted and recreated under the
+/// same name is a new directory that needs a new watch.
+fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(dir).ok().map(|_| (0, 0))
+    }
+}
+
 fn worker(publisher: &mut Publisher, receiver: &Receiver<Msg>, sender: &Sender<Msg>, mut watcher: Option<AnyDebouncer>) {
     let dir = publisher.config.content.dir.clone();
     let watching = watcher.is_some();
     let mut dir_missing = false;
+    let mut watched = dir_identity(&dir);
     loop {
         let first = match receiver.recv_timeout(wait_time(&publisher.store, dir_missing)) {
             Ok(msg) => Some(msg),
@@ -285,9 +300,12 @@ fn worker(publisher: &mut Publisher, receiver: &Receiver<Msg>, sender: &Sender<M
             drop(watcher.take());
             continue;
         }
-        if dir_missing {
-            // The content directory is back: watch it anew and read everything.
+        let current = dir_identity(&dir);
+        if watching && (dir_missing || current != watched) {
+            // The content directory is back (or was replaced): watch it anew, read everything.
             dir_missing = false;
+            watched = current;
+            drop(watcher.take());
             match start_watcher(&publisher.config, sender, false) {
                 Ok(w) => {
                     watcher.replace(w);
