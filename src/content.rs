@@ -40,8 +40,9 @@ pub fn is_ignored_path(rel: &Path) -> bool {
     })
 }
 
-/// All post files under `dir`, as paths relative to it, sorted.
-pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+/// All post files under `dir`, as paths relative to it, sorted, and the entries that could
+/// not be read while walking (dangling symlinks, unreadable directories).
+pub fn discover(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PostError>), Error> {
     let meta = std::fs::metadata(dir).map_err(|source| Error::ContentDir {
         path: dir.to_path_buf(),
         source,
@@ -52,16 +53,35 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, Error> {
             source: std::io::Error::other("not a directory"),
         });
     }
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    let walker = walkdir::WalkDir::new(dir)
         .follow_links(true)
         .into_iter()
-        .filter_entry(|e| e.depth() == 0 || e.file_name().to_str().is_none_or(|n| !is_ignored_name(n)))
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && is_post_file(e.path()))
-        .filter_map(|e| e.path().strip_prefix(dir).ok().map(Path::to_path_buf))
-        .collect();
+        .filter_entry(|e| e.depth() == 0 || e.file_name().to_str().is_none_or(|n| !is_ignored_name(n)));
+    for entry in walker {
+        match entry {
+            Ok(e) if e.file_type().is_file() && is_post_file(e.path()) => {
+                if let Ok(rel) = e.path().strip_prefix(dir) {
+                    files.push(rel.to_path_buf());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let rel = e
+                    .path()
+                    .map(|p| p.strip_prefix(dir).unwrap_or(p).to_path_buf())
+                    .unwrap_or_default();
+                // Only what could have been a post, or a directory that may hold posts.
+                if is_post_file(&rel) || e.io_error().is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied) {
+                    let message = e.io_error().map_or_else(|| e.to_string(), ToString::to_string);
+                    errors.push(PostError::new(&rel, PostErrorKind::Unreadable(message)));
+                }
+            }
+        }
+    }
     files.sort();
-    Ok(files)
+    Ok((files, errors))
 }
 
 /// Reads a post file as text; `rel` names it in errors.
@@ -74,7 +94,9 @@ pub fn decode(rel: &Path, bytes: &[u8]) -> Result<String, PostError> {
     String::from_utf8(bytes.to_vec()).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
-        let col = bytes[..offset].iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+        let line_start = bytes[..offset].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        // Columns count characters everywhere; the prefix is valid UTF-8 by definition.
+        let col = String::from_utf8_lossy(&bytes[line_start..offset]).chars().count() + 1;
         PostError::at(rel, Some((line, col)), PostErrorKind::NotUtf8(offset))
     })
 }
@@ -97,6 +119,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct Cache {
     entries: BTreeMap<PathBuf, Entry>,
+    /// Entries the last full walk could not read.
+    walk_errors: Vec<PostError>,
 }
 
 /// What one refresh did.
@@ -113,7 +137,7 @@ pub struct Refresh {
 pub struct Loaded {
     /// Good posts (including last good versions of broken files), sorted by path.
     pub posts: Vec<Arc<Post>>,
-    /// Files that are currently bad, sorted by path.
+    /// Files that are currently bad (walk errors first, then by path).
     pub errors: Vec<PostError>,
     /// Remarks about good posts.
     pub warnings: Vec<PostWarning>,
@@ -125,7 +149,8 @@ impl Cache {
     /// Re-reads every file under the content dir (reusing parses whose bytes did not change)
     /// and forgets files that are gone.
     pub fn refresh_all(&mut self, config: &Config) -> Result<Refresh, Error> {
-        let files = discover(&config.content.dir)?;
+        let (files, walk_errors) = discover(&config.content.dir)?;
+        self.walk_errors = walk_errors;
         let before = self.entries.len();
         let keep: std::collections::HashSet<&PathBuf> = files.iter().collect();
         self.entries.retain(|p, _| keep.contains(p));
@@ -155,7 +180,7 @@ impl Cache {
             let full = dir.join(rel);
             match std::fs::metadata(&full) {
                 Ok(m) if m.is_dir() => {
-                    let under = discover(&full)?;
+                    let (under, _) = discover(&full)?;
                     let known: Vec<PathBuf> =
                         self.entries.keys().filter(|p| p.starts_with(rel)).cloned().collect();
                     let present: std::collections::HashSet<PathBuf> = under.iter().map(|p| rel.join(p)).collect();
@@ -228,7 +253,8 @@ impl Cache {
     /// The current posts, with duplicate ids/URLs reported (the first path keeps them).
     pub fn loaded(&self) -> Loaded {
         let mut loaded = Loaded {
-            files: self.entries.len(),
+            files: self.entries.len() + self.walk_errors.len(),
+            errors: self.walk_errors.clone(),
             ..Loaded::default()
         };
         let mut ids: HashMap<&str, &str> = HashMap::new();
@@ -238,23 +264,22 @@ impl Cache {
                 loaded.errors.push(error.clone());
             }
             let Some(post) = &entry.post else { continue };
-            let duplicate = [("id", &post.id, &mut ids), ("URL", &post.url, &mut urls)]
+            // A post dropped as a duplicate claims neither its id nor its URL.
+            let duplicate = [("id", &post.id, &ids), ("URL", &post.url, &urls)]
                 .into_iter()
-                .find_map(|(what, value, seen)| match seen.get(value.as_str()) {
-                    Some(other) => Some(PostErrorKind::Duplicate {
+                .find_map(|(what, value, seen)| {
+                    seen.get(value.as_str()).map(|other| PostErrorKind::Duplicate {
                         what,
                         value: value.clone(),
                         other: (*other).to_string(),
-                    }),
-                    None => {
-                        seen.insert(value, &post.source);
-                        None
-                    }
+                    })
                 });
             if let Some(kind) = duplicate {
                 loaded.errors.push(PostError::new(Path::new(&post.source), kind));
                 continue;
             }
+            ids.insert(&post.id, &post.source);
+            urls.insert(&post.url, &post.source);
             loaded.warnings.extend(post.warnings.iter().cloned());
             loaded.posts.push(post.clone());
         }

@@ -94,7 +94,7 @@ fn check(config: &Config) -> anyhow::Result<Option<Skipped>> {
         eprintln!("warning: {problem}");
     }
     println!(
-        "checked {} files in {:.2?}: {} posts ({} visible, {} drafts, {} scheduled), {} feeds, {} errors, {} warnings",
+        "checked {} files in {:.2?}: {} posts ({} visible, {} drafts, {} scheduled), {} feeds, {} error(s), {} warning(s)",
         loaded.files,
         started.elapsed(),
         loaded.posts.len(),

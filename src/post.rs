@@ -157,9 +157,9 @@ pub fn parse_date(s: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, S
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
         })
         .ok_or_else(|| {
-            format!("`{s}` is not a date (expected 2024-05-01, 2024-05-01 10:00 or RFC 3339)")
+            format!("is not a date: `{s}` (expected 2024-05-01, 2024-05-01 10:00 or RFC 3339)")
         })?;
-    localize(naive, tz).ok_or_else(|| format!("`{s}` does not exist in time zone {tz}"))
+    localize(naive, tz).ok_or_else(|| format!("is not a time that exists in {tz}: `{s}`"))
 }
 
 /// A local time in `tz`. Ambiguous times (DST fold) take the earlier instant; times in a DST
@@ -521,7 +521,7 @@ impl Fields<'_> {
     fn date(&self, key: &'static str, tz: chrono_tz::Tz) -> Result<Option<DateTime<FixedOffset>>, PostError> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::String(s)) => parse_date(s, tz).map(Some).map_err(|p| self.err(key, format!("is not a date: {p}"))),
+            Some(Value::String(s)) => parse_date(s, tz).map(Some).map_err(|p| self.err(key, p)),
             Some(other) => Err(self.err(
                 key,
                 format!("is not a date (expected 2024-05-01 or RFC 3339), found {}", kind(other)),
@@ -553,8 +553,9 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
     };
     let text = xml_safe(&normalized);
     let parts = split(&text).map_err(|kind| {
+        let first_line = 1 + text.split('\n').take_while(|l| l.trim().is_empty()).count();
         let position = match kind {
-            PostErrorKind::UnterminatedFrontMatter | PostErrorKind::NoFrontMatter => Some((1, 1)),
+            PostErrorKind::UnterminatedFrontMatter | PostErrorKind::NoFrontMatter => Some((first_line, 1)),
             _ => None,
         };
         PostError::at(rel, position, kind)
