@@ -215,7 +215,7 @@ impl Default for RawServer {
     fn default() -> Self {
         RawServer {
             bind: "127.0.0.1:8080".into(),
-            cache_control: "public, max-age=300, stale-while-revalidate=3600".into(),
+            cache_control: "max-age=300, stale-while-revalidate=3600".into(),
         }
     }
 }
@@ -308,11 +308,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map_or(0, |l| l.chars().count())
-        + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
 }
 
@@ -431,7 +427,11 @@ mod tests {
 
     #[test]
     fn base_url_gets_trailing_slash() {
-        let c = parse("[site]\nbase_url = \"https://e.org/blog\"\n", Path::new(".")).expect("ok");
+        let c = parse(
+            "[site]\nbase_url = \"https://e.org/blog\"\n",
+            Path::new("."),
+        )
+        .expect("ok");
         assert_eq!(c.site.base_url.as_str(), "https://e.org/blog/");
     }
 }

@@ -58,7 +58,9 @@ pub fn discover(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PostError>), Error> {
     let walker = walkdir::WalkDir::new(dir)
         .follow_links(true)
         .into_iter()
-        .filter_entry(|e| e.depth() == 0 || e.file_name().to_str().is_none_or(|n| !is_ignored_name(n)));
+        .filter_entry(|e| {
+            e.depth() == 0 || e.file_name().to_str().is_none_or(|n| !is_ignored_name(n))
+        });
     for entry in walker {
         match entry {
             Ok(e) if e.file_type().is_file() && is_post_file(e.path()) => {
@@ -73,8 +75,13 @@ pub fn discover(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PostError>), Error> {
                     .map(|p| p.strip_prefix(dir).unwrap_or(p).to_path_buf())
                     .unwrap_or_default();
                 // Only what could have been a post, or a directory that may hold posts.
-                if is_post_file(&rel) || e.io_error().is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied) {
-                    let message = e.io_error().map_or_else(|| e.to_string(), ToString::to_string);
+                if is_post_file(&rel)
+                    || e.io_error()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+                {
+                    let message = e
+                        .io_error()
+                        .map_or_else(|| e.to_string(), ToString::to_string);
                     errors.push(PostError::new(&rel, PostErrorKind::Unreadable(message)));
                 }
             }
@@ -86,7 +93,8 @@ pub fn discover(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PostError>), Error> {
 
 /// Reads a post file as text; `rel` names it in errors.
 pub fn read(dir: &Path, rel: &Path) -> Result<Vec<u8>, PostError> {
-    std::fs::read(dir.join(rel)).map_err(|e| PostError::new(rel, PostErrorKind::Unreadable(e.to_string())))
+    std::fs::read(dir.join(rel))
+        .map_err(|e| PostError::new(rel, PostErrorKind::Unreadable(e.to_string())))
 }
 
 /// Decodes bytes as UTF-8 text or names the first bad byte.
@@ -94,9 +102,15 @@ pub fn decode(rel: &Path, bytes: &[u8]) -> Result<String, PostError> {
     String::from_utf8(bytes.to_vec()).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = bytes[..offset].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line_start = bytes[..offset]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         // Columns count characters everywhere; the prefix is valid UTF-8 by definition.
-        let col = String::from_utf8_lossy(&bytes[line_start..offset]).chars().count() + 1;
+        let col = String::from_utf8_lossy(&bytes[line_start..offset])
+            .chars()
+            .count()
+            + 1;
         PostError::at(rel, Some((line, col)), PostErrorKind::NotUtf8(offset))
     })
 }
@@ -104,6 +118,10 @@ pub fn decode(rel: &Path, bytes: &[u8]) -> Result<String, PostError> {
 fn hash(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
+
+/// A file read during a refresh: its path, content hash, and a new parse unless the hash is
+/// unchanged.
+type Read = (PathBuf, u64, Option<Result<Post, PostError>>);
 
 /// One file's state in the cache.
 #[derive(Debug, Clone)]
@@ -181,9 +199,14 @@ impl Cache {
             match std::fs::metadata(&full) {
                 Ok(m) if m.is_dir() => {
                     let (under, _) = discover(&full)?;
-                    let known: Vec<PathBuf> =
-                        self.entries.keys().filter(|p| p.starts_with(rel)).cloned().collect();
-                    let present: std::collections::HashSet<PathBuf> = under.iter().map(|p| rel.join(p)).collect();
+                    let known: Vec<PathBuf> = self
+                        .entries
+                        .keys()
+                        .filter(|p| p.starts_with(rel))
+                        .cloned()
+                        .collect();
+                    let present: std::collections::HashSet<PathBuf> =
+                        under.iter().map(|p| rel.join(p)).collect();
                     for p in known {
                         if !present.contains(&p) {
                             self.entries.remove(&p);
@@ -195,7 +218,12 @@ impl Cache {
                 Ok(m) if m.is_file() && is_post_file(rel) => files.push(rel.clone()),
                 Ok(_) => {}
                 Err(_) => {
-                    let gone: Vec<PathBuf> = self.entries.keys().filter(|p| p.starts_with(rel)).cloned().collect();
+                    let gone: Vec<PathBuf> = self
+                        .entries
+                        .keys()
+                        .filter(|p| p.starts_with(rel))
+                        .cloned()
+                        .collect();
                     removed += gone.len();
                     for p in gone {
                         self.entries.remove(&p);
@@ -214,7 +242,7 @@ impl Cache {
     fn update(&mut self, config: &Config, files: &[PathBuf]) -> usize {
         let dir = &config.content.dir;
         let known: HashMap<&PathBuf, u64> = self.entries.iter().map(|(p, e)| (p, e.hash)).collect();
-        let results: Vec<(PathBuf, u64, Option<Result<Post, PostError>>)> = files
+        let results: Vec<Read> = files
             .par_iter()
             .map(|rel| match read(dir, rel) {
                 Err(e) => (rel.clone(), 0, Some(Err(e))),
@@ -223,7 +251,8 @@ impl Cache {
                     if known.get(rel) == Some(&h) {
                         return (rel.clone(), h, None);
                     }
-                    let parsed = decode(rel, &bytes).and_then(|text| post::parse(config, rel, &text));
+                    let parsed =
+                        decode(rel, &bytes).and_then(|text| post::parse(config, rel, &text));
                     (rel.clone(), h, Some(parsed))
                 }
             })
@@ -268,14 +297,17 @@ impl Cache {
             let duplicate = [("id", &post.id, &ids), ("URL", &post.url, &urls)]
                 .into_iter()
                 .find_map(|(what, value, seen)| {
-                    seen.get(value.as_str()).map(|other| PostErrorKind::Duplicate {
-                        what,
-                        value: value.clone(),
-                        other: (*other).to_string(),
-                    })
+                    seen.get(value.as_str())
+                        .map(|other| PostErrorKind::Duplicate {
+                            what,
+                            value: value.clone(),
+                            other: (*other).to_string(),
+                        })
                 });
             if let Some(kind) = duplicate {
-                loaded.errors.push(PostError::new(Path::new(&post.source), kind));
+                loaded
+                    .errors
+                    .push(PostError::new(Path::new(&post.source), kind));
                 continue;
             }
             ids.insert(&post.id, &post.source);

@@ -14,7 +14,9 @@ pub enum PostErrorKind {
     NotUtf8(usize),
     #[error("file is empty")]
     Empty,
-    #[error("no front matter: a post must start with a `---` line (hint: add `---`, `title: ...`, `date: ...`, `---` at the top)")]
+    #[error(
+        "no front matter: a post must start with a `---` line (hint: add `---`, `title: ...`, `date: ...`, `---` at the top)"
+    )]
     NoFrontMatter,
     #[error("front matter is not terminated: no closing `---` line")]
     UnterminatedFrontMatter,

@@ -46,16 +46,25 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
 }
 
 fn tempfile_in(dir: &Path, target: &Path) -> Result<(PathBuf, std::fs::File), Error> {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     for attempt in 0..100u32 {
         let tmp = dir.join(format!(".{name}.{}.{attempt}.tmp", std::process::id()));
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
             Ok(file) => return Ok((tmp, file)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(write_error(&tmp)(e)),
         }
     }
-    Err(write_error(target)(std::io::Error::other("no free temporary file name")))
+    Err(write_error(target)(std::io::Error::other(
+        "no free temporary file name",
+    )))
 }
 
 /// Writes every file of `snapshot` under `out`, calling `progress` after each.
@@ -64,7 +73,9 @@ pub fn write(snapshot: &Snapshot, out: &Path, progress: &dyn Fn()) -> Result<Sum
     let mut summary = Summary::default();
     let mut keep: HashSet<PathBuf> = HashSet::new();
     for key in snapshot.paths() {
-        let Some(file) = snapshot.files.get(key) else { continue };
+        let Some(file) = snapshot.files.get(key) else {
+            continue;
+        };
         let path = out.join(key);
         let gz = out.join(format!("{key}.gz"));
         for (p, bytes) in [(&path, &file.body), (&gz, &file.gzip)] {
@@ -86,7 +97,11 @@ pub fn write(snapshot: &Snapshot, out: &Path, progress: &dyn Fn()) -> Result<Sum
 fn remove_stale(out: &Path, keep: &HashSet<PathBuf>) -> Result<usize, Error> {
     let mut removed = 0;
     let mut dirs = Vec::new();
-    for entry in walkdir::WalkDir::new(out).min_depth(1).into_iter().filter_map(Result::ok) {
+    for entry in walkdir::WalkDir::new(out)
+        .min_depth(1)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
         let path = entry.path();
         if entry.file_type().is_dir() {
             dirs.push(path.to_path_buf());

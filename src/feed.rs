@@ -70,7 +70,11 @@ pub struct Plan {
 pub fn slugify(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.to_lowercase().chars() {
-        let c = if c.is_whitespace() || c.is_control() || c == '/' || c == '\\' { '-' } else { c };
+        let c = if c.is_whitespace() || c.is_control() || c == '/' || c == '\\' {
+            '-'
+        } else {
+            c
+        };
         if c == '-' && (out.is_empty() || out.ends_with('-')) {
             continue;
         }
@@ -113,13 +117,24 @@ impl Group {
 
 /// Plans every feed of the site from its posts.
 pub fn plan(config: &Config, posts: &[Arc<Post>], now: DateTime<FixedOffset>) -> Plan {
-    let mut visible: Vec<Arc<Post>> = posts.iter().filter(|p| p.is_visible(now)).cloned().collect();
+    let mut visible: Vec<Arc<Post>> = posts
+        .iter()
+        .filter(|p| p.is_visible(now))
+        .cloned()
+        .collect();
     visible.sort_by(|a, b| order(a, b));
-    let next_due = posts.iter().filter(|p| !p.draft && p.date > now).map(|p| p.date).min();
+    let next_due = posts
+        .iter()
+        .filter(|p| !p.draft && p.date > now)
+        .map(|p| p.date)
+        .min();
 
     let mut by_lang: BTreeMap<&str, Vec<Arc<Post>>> = BTreeMap::new();
     for post in &visible {
-        by_lang.entry(post.lang.as_str()).or_default().push(post.clone());
+        by_lang
+            .entry(post.lang.as_str())
+            .or_default()
+            .push(post.clone());
     }
     let multilingual = by_lang.len() > 1;
     if by_lang.is_empty() {
@@ -134,19 +149,33 @@ pub fn plan(config: &Config, posts: &[Arc<Post>], now: DateTime<FixedOffset>) ->
     let mut tag_feeds = Vec::new();
     let mut category_feeds = Vec::new();
     for (lang, posts) in &by_lang {
-        let prefix = if multilingual { format!("{lang}/") } else { String::new() };
+        let prefix = if multilingual {
+            format!("{lang}/")
+        } else {
+            String::new()
+        };
         let ctx = Ctx {
             config,
             lang,
             prefix: &prefix,
             multilingual,
         };
-        plan.feeds.push(ctx.feed(FeedKind::Global, "", String::new(), posts.iter().take(config.feed.limit).cloned().collect()));
+        plan.feeds.push(ctx.feed(
+            FeedKind::Global,
+            "",
+            String::new(),
+            posts.iter().take(config.feed.limit).cloned().collect(),
+        ));
         if config.feed.tags {
             tag_feeds.extend(ctx.grouped(FeedKind::Tag, posts, |p| &p.tags, &mut plan.problems));
         }
         if config.feed.categories {
-            category_feeds.extend(ctx.grouped(FeedKind::Category, posts, |p| &p.categories, &mut plan.problems));
+            category_feeds.extend(ctx.grouped(
+                FeedKind::Category,
+                posts,
+                |p| &p.categories,
+                &mut plan.problems,
+            ));
         }
     }
     plan.feeds.extend(tag_feeds);
@@ -192,7 +221,10 @@ impl Ctx<'_> {
             let display = group.display();
             let mut slug = slugify(&display);
             if slug.is_empty() {
-                let fallback = format!("{what}-{:08x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32);
+                let fallback = format!(
+                    "{what}-{:08x}",
+                    xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32
+                );
                 problems.push(format!("{what} `{display}` has no usable characters for a URL; its feed is at `{fallback}`"));
                 slug = fallback;
             }
@@ -215,16 +247,35 @@ impl Ctx<'_> {
 
     fn feed(&self, kind: FeedKind, slug: &str, name: String, entries: Vec<Arc<Post>>) -> Feed {
         let site = &self.config.site;
-        let dir = format!("{}{}{}", self.prefix, kind.dir(), if slug.is_empty() { String::new() } else { format!("{slug}/") });
-        let encoded: String = dir.split_inclusive('/').map(|seg| {
-            let (name, slash) = seg.strip_suffix('/').map_or((seg, ""), |n| (n, "/"));
-            format!("{}{slash}", encode_segment(name))
-        }).collect();
+        let dir = format!(
+            "{}{}{}",
+            self.prefix,
+            kind.dir(),
+            if slug.is_empty() {
+                String::new()
+            } else {
+                format!("{slug}/")
+            }
+        );
+        let encoded: String = dir
+            .split_inclusive('/')
+            .map(|seg| {
+                let (name, slash) = seg.strip_suffix('/').map_or((seg, ""), |n| (n, "/"));
+                format!("{}{slash}", encode_segment(name))
+            })
+            .collect();
         let dir_url = format!("{}{encoded}", site.base_url);
         let home_url = format!("{}{}", site.base_url, self.prefix);
-        let lang_note = if self.multilingual { format!(" ({})", self.lang) } else { String::new() };
+        let lang_note = if self.multilingual {
+            format!(" ({})", self.lang)
+        } else {
+            String::new()
+        };
         let (title, description) = match kind {
-            FeedKind::Global => (format!("{}{lang_note}", site.title), site.description.clone()),
+            FeedKind::Global => (
+                format!("{}{lang_note}", site.title),
+                site.description.clone(),
+            ),
             FeedKind::Tag => (
                 format!("{} · {name}{lang_note}", site.title),
                 format!("Posts tagged “{name}” on {}", site.title),
@@ -234,7 +285,11 @@ impl Ctx<'_> {
                 format!("Posts in category “{name}” on {}", site.title),
             ),
         };
-        let updated = entries.iter().map(|p| p.updated).max().unwrap_or_else(epoch);
+        let updated = entries
+            .iter()
+            .map(|p| p.updated)
+            .max()
+            .unwrap_or_else(epoch);
         Feed {
             kind,
             name,

@@ -9,7 +9,10 @@ use clap::{Parser, Subcommand};
 use feedsmith::{Config, config, content, export, server, snapshot, watch};
 
 #[derive(Parser)]
-#[command(version, about = "Markdown posts in, RSS 2.0 / Atom 1.0 / JSON Feed 1.1 out, served or exported")]
+#[command(
+    version,
+    about = "Markdown posts in, RSS 2.0 / Atom 1.0 / JSON Feed 1.1 out, served or exported"
+)]
 struct Cli {
     /// Config file (default: `config.toml`, defaults apply when it does not exist).
     #[arg(long, global = true)]
@@ -88,7 +91,11 @@ fn check(config: &Config) -> anyhow::Result<Option<Skipped>> {
     let skipped = report(&loaded);
     let now = chrono::Utc::now().fixed_offset();
     let drafts = loaded.posts.iter().filter(|p| p.draft).count();
-    let scheduled = loaded.posts.iter().filter(|p| !p.draft && p.date > now).count();
+    let scheduled = loaded
+        .posts
+        .iter()
+        .filter(|p| !p.draft && p.date > now)
+        .count();
     let plan = feedsmith::feed::plan(config, &loaded.posts, now);
     for problem in &plan.problems {
         eprintln!("warning: {problem}");
@@ -156,10 +163,15 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
         cache_control: config.server.cache_control.clone(),
     });
     actix_web::rt::System::new().block_on(async move {
-        let srv = actix_web::HttpServer::new(move || actix_web::App::new().configure(server::configure(state.clone())))
-            .shutdown_timeout(30)
-            .bind(&bind)
-            .map_err(|source| feedsmith::Error::Bind { bind: bind.clone(), source })?;
+        let srv = actix_web::HttpServer::new(move || {
+            actix_web::App::new().configure(server::configure(state.clone()))
+        })
+        .shutdown_timeout(30)
+        .bind(&bind)
+        .map_err(|source| feedsmith::Error::Bind {
+            bind: bind.clone(),
+            source,
+        })?;
         for addr in srv.addrs() {
             // Printed on stdout so scripts (and tests) can find a port chosen by the OS.
             println!("listening on http://{addr}/");

@@ -143,22 +143,31 @@ pub fn parse_date(s: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, S
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Ok(d);
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M %z", "%Y-%m-%dT%H:%M%:z"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S %z",
+        "%Y-%m-%d %H:%M %z",
+        "%Y-%m-%dT%H:%M%:z",
+    ] {
         if let Ok(d) = DateTime::parse_from_str(s, fmt) {
             return Ok(d);
         }
     }
-    let naive = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .find_map(|fmt| NaiveDateTime::parse_from_str(s, fmt).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-        })
-        .ok_or_else(|| {
-            format!("is not a date: `{s}` (expected 2024-05-01, 2024-05-01 10:00 or RFC 3339)")
-        })?;
+    let naive = [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|fmt| NaiveDateTime::parse_from_str(s, fmt).ok())
+    .or_else(|| {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    })
+    .ok_or_else(|| {
+        format!("is not a date: `{s}` (expected 2024-05-01, 2024-05-01 10:00 or RFC 3339)")
+    })?;
     localize(naive, tz).ok_or_else(|| format!("is not a time that exists in {tz}: `{s}`"))
 }
 
@@ -429,7 +438,10 @@ fn key_position(front: &str, front_line: usize, key: &str) -> Option<(usize, usi
         let after = rest.trim_start_matches([' ', '\t']);
         let after_colon = after.strip_prefix(':')?;
         let value_col = line.len() - after_colon.trim_start().len() + 1;
-        let col = line[..value_col.saturating_sub(1).min(line.len())].chars().count() + 1;
+        let col = line[..value_col.saturating_sub(1).min(line.len())]
+            .chars()
+            .count()
+            + 1;
         Some((front_line + i, col))
     })
 }
@@ -493,13 +505,18 @@ impl Fields<'_> {
                         Value::Mapping(m) => match m.get("name") {
                             Some(Value::String(s)) => items.push(xml_safe(s).into_owned()),
                             _ => {
-                                return Err(self.err(key, "has an item that is a mapping without a `name`"));
+                                return Err(
+                                    self.err(key, "has an item that is a mapping without a `name`")
+                                );
                             }
                         },
                         other => {
                             return Err(self.err(
                                 key,
-                                format!("must be a list of strings, found an item that is {}", kind(other)),
+                                format!(
+                                    "must be a list of strings, found an item that is {}",
+                                    kind(other)
+                                ),
                             ));
                         }
                     }
@@ -507,7 +524,10 @@ impl Fields<'_> {
                 items
             }
             Some(other) => {
-                return Err(self.err(key, format!("must be a string or a list, found {}", kind(other))));
+                return Err(self.err(
+                    key,
+                    format!("must be a string or a list, found {}", kind(other)),
+                ));
             }
         };
         let mut seen = BTreeSet::new();
@@ -518,13 +538,20 @@ impl Fields<'_> {
             .collect())
     }
 
-    fn date(&self, key: &'static str, tz: chrono_tz::Tz) -> Result<Option<DateTime<FixedOffset>>, PostError> {
+    fn date(
+        &self,
+        key: &'static str,
+        tz: chrono_tz::Tz,
+    ) -> Result<Option<DateTime<FixedOffset>>, PostError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => parse_date(s, tz).map(Some).map_err(|p| self.err(key, p)),
             Some(other) => Err(self.err(
                 key,
-                format!("is not a date (expected 2024-05-01 or RFC 3339), found {}", kind(other)),
+                format!(
+                    "is not a date (expected 2024-05-01 or RFC 3339), found {}",
+                    kind(other)
+                ),
             )),
         }
     }
@@ -555,7 +582,9 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
     let parts = split(&text).map_err(|kind| {
         let first_line = 1 + text.split('\n').take_while(|l| l.trim().is_empty()).count();
         let position = match kind {
-            PostErrorKind::UnterminatedFrontMatter | PostErrorKind::NoFrontMatter => Some((first_line, 1)),
+            PostErrorKind::UnterminatedFrontMatter | PostErrorKind::NoFrontMatter => {
+                Some((first_line, 1))
+            }
             _ => None,
         };
         PostError::at(rel, position, kind)
@@ -575,9 +604,19 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
     })?;
     let map = match &value {
         Value::Mapping(m) => m,
-        Value::Null => return Err(PostError::at(rel, Some((parts.front_line, 1)), PostErrorKind::MissingField("title"))),
+        Value::Null => {
+            return Err(PostError::at(
+                rel,
+                Some((parts.front_line, 1)),
+                PostErrorKind::MissingField("title"),
+            ));
+        }
         other => {
-            return Err(PostError::at(rel, Some((parts.front_line, 1)), PostErrorKind::NotAMapping(kind(other))));
+            return Err(PostError::at(
+                rel,
+                Some((parts.front_line, 1)),
+                PostErrorKind::NotAMapping(kind(other)),
+            ));
         }
     };
     let f = Fields {
@@ -593,12 +632,20 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
         .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|t| !t.is_empty())
         .ok_or_else(|| match f.get("title") {
-            None => PostError::at(rel, Some((parts.front_line, 1)), PostErrorKind::MissingField("title")),
+            None => PostError::at(
+                rel,
+                Some((parts.front_line, 1)),
+                PostErrorKind::MissingField("title"),
+            ),
             Some(_) => f.err("title", "must not be empty"),
         })?;
-    let date = f
-        .date("date", tz)?
-        .ok_or_else(|| PostError::at(rel, Some((parts.front_line, 1)), PostErrorKind::MissingField("date")))?;
+    let date = f.date("date", tz)?.ok_or_else(|| {
+        PostError::at(
+            rel,
+            Some((parts.front_line, 1)),
+            PostErrorKind::MissingField("date"),
+        )
+    })?;
     let updated = match f.date("updated", tz)? {
         Some(d) => Some(d),
         None => f.date("lastmod", tz)?,
@@ -608,7 +655,12 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
         None => false,
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
-        Some(other) => return Err(f.err("draft", format!("must be true or false, found {}", kind(other)))),
+        Some(other) => {
+            return Err(f.err(
+                "draft",
+                format!("must be true or false, found {}", kind(other)),
+            ));
+        }
     };
     let slug = f.string("slug")?;
     let location = locate(config, rel, slug.as_deref());
@@ -644,11 +696,16 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
         .map(|b| b.trim().to_string())
         .filter(|b| !b.is_empty())
         .and_then(|b| match config.content.banner_base {
-            BannerBase::Site => absolutize(&format!("/{}", b.trim_start_matches('/')), &location.url, &config.site.base_url),
+            BannerBase::Site => absolutize(
+                &format!("/{}", b.trim_start_matches('/')),
+                &location.url,
+                &config.site.base_url,
+            ),
             BannerBase::Post => absolutize(&b, &location.url, &config.site.base_url),
         });
 
-    let events: Vec<Event<'_>> = join_cjk_lines(Parser::new_ext(parts.body, markdown_options()).collect());
+    let events: Vec<Event<'_>> =
+        join_cjk_lines(Parser::new_ext(parts.body, markdown_options()).collect());
     let mut html = String::with_capacity(parts.body.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events.iter().cloned());
     let content_html = absolutize_html(&html, &location.url, &config.site.base_url);
@@ -679,7 +736,10 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
             (best.0 <= 2 && k.chars().count() > 2).then(|| PostWarning {
                 path: rel.to_path_buf(),
                 position: key_position(parts.front, parts.front_line, k).map(|(l, _)| (l, 1)),
-                message: format!("unknown front matter field `{k}` is ignored (did you mean `{}`?)", best.1),
+                message: format!(
+                    "unknown front matter field `{k}` is ignored (did you mean `{}`?)",
+                    best.1
+                ),
             })
         })
         .collect();

@@ -99,10 +99,18 @@ fn kind_label(kind: FeedKind) -> &'static str {
 /// OPML 2.0 list of every feed (Atom and RSS are alternatives; RSS is listed, as readers
 /// expect one `xmlUrl` per outline), so a reader can subscribe to all of them at once.
 pub fn opml(config: &Config, feeds: &[Feed]) -> Vec<u8> {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<opml version=\"2.0\">\n  <head>\n");
-    out.push_str(&format!("    <title>{}</title>\n", escape(&config.site.title)));
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<opml version=\"2.0\">\n  <head>\n",
+    );
+    out.push_str(&format!(
+        "    <title>{}</title>\n",
+        escape(&config.site.title)
+    ));
     if let Some(newest) = feeds.iter().map(|f| f.updated).max() {
-        out.push_str(&format!("    <dateModified>{}</dateModified>\n", newest.to_rfc2822()));
+        out.push_str(&format!(
+            "    <dateModified>{}</dateModified>\n",
+            newest.to_rfc2822()
+        ));
     }
     out.push_str("  </head>\n  <body>\n");
     for feed in feeds {
@@ -146,9 +154,20 @@ pub fn index(config: &Config, feeds: &[Feed]) -> Vec<u8> {
     for feed in feeds {
         let links: Vec<String> = Format::ALL
             .iter()
-            .map(|f| format!("<a href=\"{}{}\">{}</a>", escape(&feed.dir_url), f.file_name(), f.label()))
+            .map(|f| {
+                format!(
+                    "<a href=\"{}{}\">{}</a>",
+                    escape(&feed.dir_url),
+                    f.file_name(),
+                    f.label()
+                )
+            })
             .collect();
-        let name = if feed.name.is_empty() { feed.title.clone() } else { feed.name.clone() };
+        let name = if feed.name.is_empty() {
+            feed.title.clone()
+        } else {
+            feed.name.clone()
+        };
         out.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             escape(&name),

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use actix_web::http::header::{
-    self, AcceptEncoding, ContentEncoding, Encoding as HeaderEncoding, Header, HeaderValue, IfModifiedSince,
-    IfNoneMatch, Preference, Quality,
+    self, AcceptEncoding, ContentEncoding, Encoding as HeaderEncoding, Header, HeaderValue,
+    IfModifiedSince, IfNoneMatch, Preference, Quality,
 };
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -62,7 +62,8 @@ pub fn decide(
         Some(IfNoneMatch::Any) => true,
         Some(IfNoneMatch::Items(tags)) => {
             let ours = [Encoding::Identity, Encoding::Gzip, Encoding::Brotli].map(|e| file.etag(e));
-            tags.iter().any(|tag| ours.iter().any(|o| o.trim_matches('"') == tag.tag()))
+            tags.iter()
+                .any(|tag| ours.iter().any(|o| o.trim_matches('"') == tag.tag()))
         }
         None => if_modified_since.is_some_and(|ims| {
             let since: SystemTime = ims.0.into();
@@ -88,14 +89,28 @@ pub fn negotiate(accept_encoding: Option<&AcceptEncoding>) -> Encoding {
             .iter()
             .find(|qi| matches!(&qi.item, Preference::Specific(e) if *e == coding))
             .map(|qi| qi.quality);
-        let any = || accept.iter().find(|qi| matches!(qi.item, Preference::Any)).map(|qi| qi.quality);
+        let any = || {
+            accept
+                .iter()
+                .find(|qi| matches!(qi.item, Preference::Any))
+                .map(|qi| qi.quality)
+        };
         explicit.or_else(any).unwrap_or(default)
     };
     let candidates = [
-        (Encoding::Brotli, weight(HeaderEncoding::brotli(), Quality::ZERO)),
-        (Encoding::Gzip, weight(HeaderEncoding::gzip(), Quality::ZERO)),
+        (
+            Encoding::Brotli,
+            weight(HeaderEncoding::brotli(), Quality::ZERO),
+        ),
+        (
+            Encoding::Gzip,
+            weight(HeaderEncoding::gzip(), Quality::ZERO),
+        ),
         // Unlisted identity stays acceptable, but below any coding the client asked for.
-        (Encoding::Identity, weight(HeaderEncoding::identity(), Quality::MIN)),
+        (
+            Encoding::Identity,
+            weight(HeaderEncoding::identity(), Quality::MIN),
+        ),
     ];
     candidates
         .iter()
@@ -108,7 +123,11 @@ pub fn negotiate(accept_encoding: Option<&AcceptEncoding>) -> Encoding {
 
 /// `Cache-Control` for now: the configured value, with `max-age` shortened so that no cache
 /// keeps a feed past the moment a scheduled post becomes visible.
-pub fn cache_control(configured: &str, next_due: Option<DateTime<FixedOffset>>, now: DateTime<Utc>) -> String {
+pub fn cache_control(
+    configured: &str,
+    next_due: Option<DateTime<FixedOffset>>,
+    now: DateTime<Utc>,
+) -> String {
     let Some(due) = next_due else {
         return configured.to_string();
     };
@@ -118,7 +137,10 @@ pub fn cache_control(configured: &str, next_due: Option<DateTime<FixedOffset>>, 
         .split(',')
         .map(|d| {
             let d = d.trim();
-            match d.strip_prefix("max-age=").and_then(|v| v.parse::<i64>().ok()) {
+            match d
+                .strip_prefix("max-age=")
+                .and_then(|v| v.parse::<i64>().ok())
+            {
                 Some(age) => {
                     seen = true;
                     format!("max-age={}", age.min(left))
@@ -160,7 +182,9 @@ pub fn snapshot_key(raw: &str) -> Option<String> {
     if raw.len() > MAX_PATH {
         return None;
     }
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?;
     let path = decoded.strip_prefix('/')?;
     let bad = path.starts_with('/')
         || path.contains('\0')
@@ -196,9 +220,15 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
         return not_found();
     };
     let decision = decide(
-        IfNoneMatch::parse(req).ok().filter(|_| req.headers().contains_key(header::IF_NONE_MATCH)).as_ref(),
+        IfNoneMatch::parse(req)
+            .ok()
+            .filter(|_| req.headers().contains_key(header::IF_NONE_MATCH))
+            .as_ref(),
         IfModifiedSince::parse(req).ok().as_ref(),
-        AcceptEncoding::parse(req).ok().filter(|_| req.headers().contains_key(header::ACCEPT_ENCODING)).as_ref(),
+        AcceptEncoding::parse(req)
+            .ok()
+            .filter(|_| req.headers().contains_key(header::ACCEPT_ENCODING))
+            .as_ref(),
         file,
     );
     let (status, encoding) = match decision {
@@ -208,8 +238,14 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
     let mut builder = HttpResponse::build(status);
     builder
         .insert_header((header::ETAG, file.etag(encoding)))
-        .insert_header((header::LAST_MODIFIED, httpdate::fmt_http_date(file.last_modified)))
-        .insert_header((header::CACHE_CONTROL, cache_control(&state.cache_control, snapshot.next_due, Utc::now())))
+        .insert_header((
+            header::LAST_MODIFIED,
+            httpdate::fmt_http_date(file.last_modified),
+        ))
+        .insert_header((
+            header::CACHE_CONTROL,
+            cache_control(&state.cache_control, snapshot.next_due, Utc::now()),
+        ))
         .insert_header((header::VARY, HeaderValue::from_static("Accept-Encoding")));
     if status == StatusCode::NOT_MODIFIED {
         return builder.finish();
@@ -249,7 +285,10 @@ mod tests {
         let cases = [
             ("/rss.xml", Some("rss.xml")),
             ("/", Some("")),
-            ("/tags/%E5%86%85%E6%A0%B8/rss.xml", Some("tags/内核/rss.xml")),
+            (
+                "/tags/%E5%86%85%E6%A0%B8/rss.xml",
+                Some("tags/内核/rss.xml"),
+            ),
             ("/../etc/passwd", None),
             ("/tags/%2e%2e/rss.xml", None),
             ("//rss.xml", None),
@@ -266,11 +305,18 @@ mod tests {
     fn cache_control_never_outlives_the_next_scheduled_post() {
         let now = Utc::now();
         let due = (now + chrono::Duration::seconds(60)).fixed_offset();
-        let cc = cache_control("public, max-age=300, stale-while-revalidate=60", Some(due), now);
+        let cc = cache_control(
+            "public, max-age=300, stale-while-revalidate=60",
+            Some(due),
+            now,
+        );
         assert_eq!(cc, "public, max-age=60, stale-while-revalidate=60");
         let far = (now + chrono::Duration::days(1)).fixed_offset();
         let cc = cache_control("public, max-age=300", Some(far), now);
         assert_eq!(cc, "public, max-age=300");
-        assert_eq!(cache_control("public, max-age=300", None, now), "public, max-age=300");
+        assert_eq!(
+            cache_control("public, max-age=300", None, now),
+            "public, max-age=300"
+        );
     }
 }

@@ -92,9 +92,10 @@ fn to_system_time(t: DateTime<FixedOffset>) -> SystemTime {
 
 /// gzip with the given level (fixed header: no name, no mtime, so bytes are deterministic).
 pub fn gzip(body: &[u8], level: u32) -> Vec<u8> {
-    let mut encoder = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::with_capacity(body.len() / 3), flate2::Compression::new(level));
+    let mut encoder = flate2::GzBuilder::new().mtime(0).write(
+        Vec::with_capacity(body.len() / 3),
+        flate2::Compression::new(level),
+    );
     // Writing to a Vec cannot fail.
     let _ = encoder.write_all(body);
     encoder.finish().unwrap_or_default()
@@ -168,15 +169,22 @@ pub fn build(
         .collect();
     let reuse = |path: &str, body: &[u8]| -> Option<Arc<Rendered>> {
         let old = previous?.files.get(path)?;
-        (old.hash == xxhash_rust::xxh3::xxh3_64(body) && old.body.as_ref() == body).then(|| old.clone())
+        (old.hash == xxhash_rust::xxh3::xxh3_64(body) && old.body.as_ref() == body)
+            .then(|| old.clone())
     };
     let rendered: Vec<(String, Arc<Rendered>)> = jobs
         .par_iter()
         .map(|(feed, format)| {
             let path = format!("{}{}", feed.dir, format.file_name());
             let body = render::render(config, feed, *format)?;
-            let file = reuse(&path, &body)
-                .unwrap_or_else(|| Arc::new(Rendered::new(format.content_type(), body, feed.updated, config)));
+            let file = reuse(&path, &body).unwrap_or_else(|| {
+                Arc::new(Rendered::new(
+                    format.content_type(),
+                    body,
+                    feed.updated,
+                    config,
+                ))
+            });
             Ok((path, file))
         })
         .collect::<Result<_, Error>>()?;
@@ -188,10 +196,19 @@ pub fn build(
         .max()
         .unwrap_or(DateTime::UNIX_EPOCH.fixed_offset());
     for (path, content_type, body) in [
-        (render::OPML_PATH, render::OPML_CONTENT_TYPE, render::opml(config, &plan.feeds)),
-        (render::INDEX_PATH, render::HTML_CONTENT_TYPE, render::index(config, &plan.feeds)),
+        (
+            render::OPML_PATH,
+            render::OPML_CONTENT_TYPE,
+            render::opml(config, &plan.feeds),
+        ),
+        (
+            render::INDEX_PATH,
+            render::HTML_CONTENT_TYPE,
+            render::index(config, &plan.feeds),
+        ),
     ] {
-        let file = reuse(path, &body).unwrap_or_else(|| Arc::new(Rendered::new(content_type, body, newest, config)));
+        let file = reuse(path, &body)
+            .unwrap_or_else(|| Arc::new(Rendered::new(content_type, body, newest, config)));
         files.insert(path.to_string(), file);
     }
     let mut problems: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();

@@ -73,13 +73,28 @@ impl Publisher {
         let loaded = self.cache.loaded();
         let previous = self.store.load_full();
         let generation = previous.generation + 1;
-        let next = snapshot::build(&self.config, &loaded, Utc::now().fixed_offset(), Some(&previous), generation)?;
+        let next = snapshot::build(
+            &self.config,
+            &loaded,
+            Utc::now().fixed_offset(),
+            Some(&previous),
+            generation,
+        )?;
         let feeds_changed = next
             .files
             .iter()
-            .filter(|(path, file)| previous.files.get(*path).is_none_or(|old| !Arc::ptr_eq(old, file)))
+            .filter(|(path, file)| {
+                previous
+                    .files
+                    .get(*path)
+                    .is_none_or(|old| !Arc::ptr_eq(old, file))
+            })
             .count()
-            + previous.files.keys().filter(|p| !next.files.contains_key(*p)).count();
+            + previous
+                .files
+                .keys()
+                .filter(|p| !next.files.contains_key(*p))
+                .count();
         for problem in &loaded.errors {
             tracing::warn!("{problem}");
         }
@@ -134,8 +149,12 @@ impl Drop for Handle {
 
 /// A live watcher; kept only so that dropping it stops watching.
 enum AnyDebouncer {
-    Notify { _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache> },
-    Poll { _debouncer: Debouncer<notify::PollWatcher, RecommendedCache> },
+    Notify {
+        _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    },
+    Poll {
+        _debouncer: Debouncer<notify::PollWatcher, RecommendedCache>,
+    },
 }
 
 /// Maps debounced events to worker messages: content paths only, no access events.
@@ -176,7 +195,11 @@ fn forward(root: &Path, sender: &Sender<Msg>, result: DebounceEventResult) {
     }
 }
 
-fn start_watcher(config: &Config, sender: &Sender<Msg>, force_poll: bool) -> Result<AnyDebouncer, Error> {
+fn start_watcher(
+    config: &Config,
+    sender: &Sender<Msg>,
+    force_poll: bool,
+) -> Result<AnyDebouncer, Error> {
     let root = config
         .content
         .dir
@@ -221,7 +244,8 @@ fn start_watcher(config: &Config, sender: &Sender<Msg>, force_poll: bool) -> Res
             .with_compare_contents(true),
     )
     .map_err(watch_err)?;
-    d.watch(&root, RecursiveMode::Recursive).map_err(watch_err)?;
+    d.watch(&root, RecursiveMode::Recursive)
+        .map_err(watch_err)?;
     Ok(AnyDebouncer::Poll { _debouncer: d })
 }
 
@@ -246,10 +270,16 @@ pub fn spawn(mut publisher: Publisher) -> Result<Handle, Error> {
 
 /// How long to sleep before something time-based is due.
 fn wait_time(store: &SnapshotStore, dir_missing: bool) -> Duration {
-    let idle = if dir_missing { Duration::from_millis(500) } else { Duration::from_secs(3600) };
+    let idle = if dir_missing {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(3600)
+    };
     match store.load().next_due {
         Some(due) => {
-            let left = (due.with_timezone(&Utc) - Utc::now()).num_milliseconds().max(0);
+            let left = (due.with_timezone(&Utc) - Utc::now())
+                .num_milliseconds()
+                .max(0);
             // Wake a little after the due second so the post is visible when we rebuild.
             Duration::from_millis(left.unsigned_abs() + 5).min(idle)
         }
@@ -271,7 +301,12 @@ fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
     }
 }
 
-fn worker(publisher: &mut Publisher, receiver: &Receiver<Msg>, sender: &Sender<Msg>, mut watcher: Option<AnyDebouncer>) {
+fn worker(
+    publisher: &mut Publisher,
+    receiver: &Receiver<Msg>,
+    sender: &Sender<Msg>,
+    mut watcher: Option<AnyDebouncer>,
+) {
     let dir = publisher.config.content.dir.clone();
     let watching = watcher.is_some();
     let mut dir_missing = false;
@@ -294,7 +329,10 @@ fn worker(publisher: &mut Publisher, receiver: &Receiver<Msg>, sender: &Sender<M
         }
         if watching && !dir.is_dir() {
             if !dir_missing {
-                tracing::warn!("content directory `{}` disappeared; serving the last good feeds", dir.display());
+                tracing::warn!(
+                    "content directory `{}` disappeared; serving the last good feeds",
+                    dir.display()
+                );
             }
             dir_missing = true;
             drop(watcher.take());
@@ -315,9 +353,16 @@ fn worker(publisher: &mut Publisher, receiver: &Receiver<Msg>, sender: &Sender<M
             full = true;
         }
         let paths: Vec<PathBuf> = paths.into_iter().collect();
-        let result = if full { publisher.rebuild(None) } else { publisher.rebuild(Some(&paths)) };
+        let result = if full {
+            publisher.rebuild(None)
+        } else {
+            publisher.rebuild(Some(&paths))
+        };
         if let Err(e) = result {
-            tracing::error!("rebuild failed, still serving generation {}: {e}", publisher.store.load().generation);
+            tracing::error!(
+                "rebuild failed, still serving generation {}: {e}",
+                publisher.store.load().generation
+            );
         }
     }
 }

@@ -25,7 +25,11 @@ fn parse_err(text: &str) -> PostError {
 
 #[test]
 fn split_handles_blank_lines_missing_newline_and_terminators() {
-    let cases: &[(&str, Result<(&str, usize, &str), PostErrorKind>)] = &[
+    type Case = (
+        &'static str,
+        Result<(&'static str, usize, &'static str), PostErrorKind>,
+    );
+    let cases: &[Case] = &[
         ("---\na: 1\n---\nbody", Ok(("a: 1\n", 2, "body"))),
         ("---\na: 1\n\nb: 2\n---\n", Ok(("a: 1\n\nb: 2\n", 2, ""))),
         ("---\na: 1\n---", Ok(("a: 1\n", 2, ""))),
@@ -79,13 +83,55 @@ fn dates_in_a_dst_gap_move_forward_and_folds_take_the_earlier_instant() {
 fn paths_map_to_percent_encoded_urls() {
     let c = cfg();
     let cases = [
-        ("zh/news/a b/x.md", None, "https://www.openeuler.org/zh/news/a%20b/x.html", Some("zh"), Some("news")),
-        ("zh/news/dir/index.md", None, "https://www.openeuler.org/zh/news/dir/", Some("zh"), Some("news")),
-        ("blog/内核/文章.md", None, "https://www.openeuler.org/blog/%E5%86%85%E6%A0%B8/%E6%96%87%E7%AB%A0.html", None, Some("blog")),
-        ("en/x.markdown", None, "https://www.openeuler.org/en/x.html", Some("en"), None),
-        ("top.md", None, "https://www.openeuler.org/top.html", None, None),
-        ("zh/news/x.md", Some("custom slug"), "https://www.openeuler.org/zh/news/custom%20slug.html", Some("zh"), Some("news")),
-        ("a/b?c#d.md", None, "https://www.openeuler.org/a/b%3Fc%23d.html", None, Some("a")),
+        (
+            "zh/news/a b/x.md",
+            None,
+            "https://www.openeuler.org/zh/news/a%20b/x.html",
+            Some("zh"),
+            Some("news"),
+        ),
+        (
+            "zh/news/dir/index.md",
+            None,
+            "https://www.openeuler.org/zh/news/dir/",
+            Some("zh"),
+            Some("news"),
+        ),
+        (
+            "blog/内核/文章.md",
+            None,
+            "https://www.openeuler.org/blog/%E5%86%85%E6%A0%B8/%E6%96%87%E7%AB%A0.html",
+            None,
+            Some("blog"),
+        ),
+        (
+            "en/x.markdown",
+            None,
+            "https://www.openeuler.org/en/x.html",
+            Some("en"),
+            None,
+        ),
+        (
+            "top.md",
+            None,
+            "https://www.openeuler.org/top.html",
+            None,
+            None,
+        ),
+        (
+            "zh/news/x.md",
+            Some("custom slug"),
+            "https://www.openeuler.org/zh/news/custom%20slug.html",
+            Some("zh"),
+            Some("news"),
+        ),
+        (
+            "a/b?c#d.md",
+            None,
+            "https://www.openeuler.org/a/b%3Fc%23d.html",
+            None,
+            Some("a"),
+        ),
     ];
     for (rel, slug, url, lang, section) in cases {
         let loc = locate(&c, Path::new(rel), slug);
@@ -110,7 +156,11 @@ fn relative_urls_become_absolute() {
         ("mailto:a@e.org", "mailto:a@e.org"),
     ];
     for (href, expected) in cases {
-        assert_eq!(absolutize(href, &post, &site).as_deref(), Some(expected), "{href}");
+        assert_eq!(
+            absolutize(href, &post, &site).as_deref(),
+            Some(expected),
+            "{href}"
+        );
     }
 }
 
@@ -132,16 +182,33 @@ fn urls_in_markdown_and_raw_html_become_absolute() {
         "src=\"https://www.openeuler.org/zh/news/d/v.mp4\"",
         "href=\"https://www.openeuler.org/img/x.html\"",
     ] {
-        assert!(p.content_html.contains(expected), "missing {expected} in {}", p.content_html);
+        assert!(
+            p.content_html.contains(expected),
+            "missing {expected} in {}",
+            p.content_html
+        );
     }
     assert!(!p.content_html.contains("\"./"), "{}", p.content_html);
 }
 
 #[test]
 fn soft_breaks_between_cjk_characters_disappear() {
-    let p = parse_ok("p.md", "---\ntitle: t\ndate: 2024-01-01\n---\n共建全球开源\n新生态。openEuler\n社区 and\nmore\n");
-    assert!(p.content_html.contains("共建全球开源新生态。openEuler\n社区 and\nmore"), "{}", p.content_html);
-    assert!(p.summary.starts_with("共建全球开源新生态。openEuler 社区 and more"), "{}", p.summary);
+    let p = parse_ok(
+        "p.md",
+        "---\ntitle: t\ndate: 2024-01-01\n---\n共建全球开源\n新生态。openEuler\n社区 and\nmore\n",
+    );
+    assert!(
+        p.content_html
+            .contains("共建全球开源新生态。openEuler\n社区 and\nmore"),
+        "{}",
+        p.content_html
+    );
+    assert!(
+        p.summary
+            .starts_with("共建全球开源新生态。openEuler 社区 and more"),
+        "{}",
+        p.summary
+    );
 }
 
 #[test]
@@ -150,14 +217,22 @@ fn summaries_cut_on_graphemes_prefer_sentence_ends_and_add_an_ellipsis() {
         // fits: unchanged
         ("短文本。", 10, "短文本。"),
         // sentence end in the second half of the window wins
-        ("第一句话说完了。第二句话还很长很长很长很长", 12, "第一句话说完了。…"),
+        (
+            "第一句话说完了。第二句话还很长很长很长很长",
+            12,
+            "第一句话说完了。…",
+        ),
         // no sentence end: cut at the limit
         ("一二三四五六七八九十一二三四五", 10, "一二三四五六七八九…"),
         // never split a grapheme cluster (flag emoji, combining accents)
         ("🇨🇳🇨🇳🇨🇳🇨🇳🇨🇳🇨🇳", 4, "🇨🇳🇨🇳🇨🇳…"),
         ("e\u{301}e\u{301}e\u{301}e\u{301}", 3, "e\u{301}e\u{301}…"),
         // English: `24.03` is not a sentence end; `. ` is
-        ("Version 24.03 is out. It brings many things to everyone", 30, "Version 24.03 is out.…"),
+        (
+            "Version 24.03 is out. It brings many things to everyone",
+            30,
+            "Version 24.03 is out.…",
+        ),
     ];
     for (text, max, expected) in cases {
         assert_eq!(truncate(text, max), expected, "{text}");
@@ -166,13 +241,25 @@ fn summaries_cut_on_graphemes_prefer_sentence_ends_and_add_an_ellipsis() {
 
 #[test]
 fn summary_sources_in_order_of_precedence() {
-    let with_fm = parse_ok("p.md", "---\ntitle: T\ndate: 2024-01-01\nsummary: '  given   summary '\n---\nbody text\n");
+    let with_fm = parse_ok(
+        "p.md",
+        "---\ntitle: T\ndate: 2024-01-01\nsummary: '  given   summary '\n---\nbody text\n",
+    );
     assert_eq!(with_fm.summary, "given summary");
-    let with_more = parse_ok("p.md", "---\ntitle: T\ndate: 2024-01-01\n---\nIntro **bold**.\n\n<!--more-->\n\nRest.\n");
+    let with_more = parse_ok(
+        "p.md",
+        "---\ntitle: T\ndate: 2024-01-01\n---\nIntro **bold**.\n\n<!--more-->\n\nRest.\n",
+    );
     assert_eq!(with_more.summary, "Intro bold.");
-    let images_only = parse_ok("p.md", "---\ntitle: Only pictures\ndate: 2024-01-01\n---\n![alt](a.png)\n\n<img src=\"b.png\">\n");
+    let images_only = parse_ok(
+        "p.md",
+        "---\ntitle: Only pictures\ndate: 2024-01-01\n---\n![alt](a.png)\n\n<img src=\"b.png\">\n",
+    );
     assert_eq!(images_only.summary, "Only pictures");
-    let markup = parse_ok("p.md", "---\ntitle: T\ndate: 2024-01-01\n---\n# Head\n\nSome `code` and [link](x).\n");
+    let markup = parse_ok(
+        "p.md",
+        "---\ntitle: T\ndate: 2024-01-01\n---\n# Head\n\nSome `code` and [link](x).\n",
+    );
     assert_eq!(markup.summary, "Head Some code and link.");
 }
 
@@ -186,31 +273,52 @@ fn tags_authors_and_categories_accept_lists_and_strings() {
         ("tags: []", vec![]),
     ];
     for (yaml, expected) in cases {
-        let p = parse_ok("p.md", &format!("---\ntitle: T\ndate: 2024-01-01\n{yaml}\n---\n"));
+        let p = parse_ok(
+            "p.md",
+            &format!("---\ntitle: T\ndate: 2024-01-01\n{yaml}\n---\n"),
+        );
         assert_eq!(p.tags, expected, "{yaml}");
     }
-    let p = parse_ok("zh/news/p.md", "---\ntitle: T\ndate: 2024-01-01\nauthor: 张三, Li Na\n---\n");
+    let p = parse_ok(
+        "zh/news/p.md",
+        "---\ntitle: T\ndate: 2024-01-01\nauthor: 张三, Li Na\n---\n",
+    );
     assert_eq!(p.authors, ["张三", "Li Na"]);
     assert_eq!(p.categories, ["news"], "category from the path");
-    let p = parse_ok("p.md", "---\ntitle: T\ndate: 2024-01-01\nauthor:\n  - A\n  - name: B\ncategory: [x, y]\n---\n");
+    let p = parse_ok(
+        "p.md",
+        "---\ntitle: T\ndate: 2024-01-01\nauthor:\n  - A\n  - name: B\ncategory: [x, y]\n---\n",
+    );
     assert_eq!(p.authors, ["A", "B"]);
     assert_eq!(p.categories, ["x", "y"]);
 }
 
 #[test]
 fn bom_crlf_and_forbidden_characters_are_handled() {
-    let p = parse_ok("p.md", "\u{FEFF}---\r\ntitle: \"A\\u0001B\\uFFFEC\"\r\ndate: 2024-01-01\r\n---\r\nx\u{0B}y\r\n");
+    let p = parse_ok(
+        "p.md",
+        "\u{FEFF}---\r\ntitle: \"A\\u0001B\\uFFFEC\"\r\ndate: 2024-01-01\r\n---\r\nx\u{0B}y\r\n",
+    );
     assert_eq!(p.title, "ABC");
     assert!(!p.content_html.contains('\u{0B}') && p.content_html.contains("xy"));
 }
 
 #[test]
 fn ids_default_to_the_permalink_and_survive_text_edits() {
-    let a = parse_ok("zh/news/p.md", "---\ntitle: T\ndate: 2024-01-01\n---\nold text\n");
-    let b = parse_ok("zh/news/p.md", "---\ntitle: T2\ndate: 2024-01-01\n---\nnew text\n");
+    let a = parse_ok(
+        "zh/news/p.md",
+        "---\ntitle: T\ndate: 2024-01-01\n---\nold text\n",
+    );
+    let b = parse_ok(
+        "zh/news/p.md",
+        "---\ntitle: T2\ndate: 2024-01-01\n---\nnew text\n",
+    );
     assert_eq!(a.id, "https://www.openeuler.org/zh/news/p.html");
     assert_eq!(a.id, b.id);
-    let c = parse_ok("p.md", "---\ntitle: T\ndate: 2024-01-01\nguid: urn:uuid:1234\n---\n");
+    let c = parse_ok(
+        "p.md",
+        "---\ntitle: T\ndate: 2024-01-01\nguid: urn:uuid:1234\n---\n",
+    );
     assert_eq!(c.id, "urn:uuid:1234");
 }
 
@@ -223,7 +331,10 @@ fn updated_lastmod_draft_lang_and_banner() {
     assert_eq!(p.updated.to_rfc3339(), "2024-03-01T12:00:00+08:00");
     assert!(p.draft);
     assert_eq!(p.lang, "en");
-    assert_eq!(p.banner.as_deref(), Some("https://www.openeuler.org/img/b.png"));
+    assert_eq!(
+        p.banner.as_deref(),
+        Some("https://www.openeuler.org/img/b.png")
+    );
     let now = p.date + chrono::Duration::days(1);
     assert!(!p.is_visible(now), "drafts are never visible");
     let future = parse_ok("p.md", "---\ntitle: T\ndate: 2999-01-01\n---\n");
@@ -233,14 +344,43 @@ fn updated_lastmod_draft_lang_and_banner() {
 
 #[test]
 fn errors_name_the_field_and_its_position() {
-    let cases: &[(&str, Option<(usize, usize)>, &str)] = &[
-        ("---\ntitle: T\n---\n", Some((2, 1)), "field `date` is required"),
-        ("---\ndate: 2024-01-01\n---\n", Some((2, 1)), "field `title` is required"),
-        ("---\ntitle: T\ndate: soon\n---\n", Some((3, 7)), "`date` is not a date"),
-        ("---\ntitle: [a, b]\ndate: 2024-01-01\n---\n", Some((2, 8)), "`title` must be a string, found a list"),
-        ("---\ntitle: T\ndate: 2024-01-01\ntags: {a: 1}\n---\n", Some((4, 7)), "`tags` must be a string or a list"),
-        ("---\ntitle: T\ndate: 2024-01-01\ndraft: maybe\n---\n", Some((4, 8)), "`draft` must be true or false"),
-        ("---\ntitle: 'T\ndate: 2024-01-01\n---\n", Some((4, 1)), "not valid YAML"),
+    type Case = (&'static str, Option<(usize, usize)>, &'static str);
+    let cases: &[Case] = &[
+        (
+            "---\ntitle: T\n---\n",
+            Some((2, 1)),
+            "field `date` is required",
+        ),
+        (
+            "---\ndate: 2024-01-01\n---\n",
+            Some((2, 1)),
+            "field `title` is required",
+        ),
+        (
+            "---\ntitle: T\ndate: soon\n---\n",
+            Some((3, 7)),
+            "`date` is not a date",
+        ),
+        (
+            "---\ntitle: [a, b]\ndate: 2024-01-01\n---\n",
+            Some((2, 8)),
+            "`title` must be a string, found a list",
+        ),
+        (
+            "---\ntitle: T\ndate: 2024-01-01\ntags: {a: 1}\n---\n",
+            Some((4, 7)),
+            "`tags` must be a string or a list",
+        ),
+        (
+            "---\ntitle: T\ndate: 2024-01-01\ndraft: maybe\n---\n",
+            Some((4, 8)),
+            "`draft` must be true or false",
+        ),
+        (
+            "---\ntitle: 'T\ndate: 2024-01-01\n---\n",
+            Some((4, 1)),
+            "not valid YAML",
+        ),
         ("---\n- a\n- b\n---\n", Some((2, 1)), "must be a mapping"),
     ];
     for (text, position, message) in cases {
@@ -253,14 +393,23 @@ fn errors_name_the_field_and_its_position() {
 
 #[test]
 fn misspelt_keys_are_warnings_with_a_hint() {
-    let p = parse_ok("p.md", "---\ntitle: T\ndate: 2024-01-01\ntages: [a]\ncustom_thing: 1\n---\n");
+    let p = parse_ok(
+        "p.md",
+        "---\ntitle: T\ndate: 2024-01-01\ntages: [a]\ncustom_thing: 1\n---\n",
+    );
     assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
     let w = p.warnings[0].to_string();
-    assert!(w.contains("`tages`") && w.contains("did you mean `tags`") && w.contains(":4:1"), "{w}");
+    assert!(
+        w.contains("`tages`") && w.contains("did you mean `tags`") && w.contains(":4:1"),
+        "{w}"
+    );
 }
 
 #[test]
 fn xml_safe_strips_only_forbidden_characters() {
-    assert_eq!(xml_safe("a\u{0}b\u{1}c\td\ne\rf\u{FFFE}g\u{FFFF}h\u{1F600}"), "abc\td\ne\rfgh\u{1F600}");
+    assert_eq!(
+        xml_safe("a\u{0}b\u{1}c\td\ne\rf\u{FFFE}g\u{FFFF}h\u{1F600}"),
+        "abc\td\ne\rfgh\u{1F600}"
+    );
     assert!(matches!(xml_safe("clean"), Cow::Borrowed(_)));
 }

@@ -1,7 +1,9 @@
 //! Atom 1.0 through `atom_syndication`: stable ids, `published`/`updated`, authors with the
 //! site author as fallback, `summary`, `content type="html"`, alternate and self links.
 
-use atom_syndication::{Category, Content, Entry, Feed as AtomFeed, Generator, Link, Person, Text, WriteConfig};
+use atom_syndication::{
+    Category, Content, Entry, Feed as AtomFeed, Generator, Link, Person, Text, WriteConfig,
+};
 
 use super::Format;
 use crate::config::Config;
@@ -24,7 +26,11 @@ fn link(href: String, rel: &str, mime: Option<&str>) -> Link {
 }
 
 pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>, String> {
-    let site_author = if config.site.author.is_empty() { config.site.title.as_str() } else { config.site.author.as_str() };
+    let site_author = if config.site.author.is_empty() {
+        config.site.title.as_str()
+    } else {
+        config.site.author.as_str()
+    };
     let entries = feed
         .entries
         .iter()
@@ -74,7 +80,11 @@ pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>
         }),
         links: vec![
             link(feed.home_url.clone(), "alternate", Some("text/html")),
-            link(format!("{}{}", feed.dir_url, Format::Atom.file_name()), "self", Some("application/atom+xml")),
+            link(
+                format!("{}{}", feed.dir_url, Format::Atom.file_name()),
+                "self",
+                Some("application/atom+xml"),
+            ),
         ],
         subtitle: (!feed.description.is_empty()).then(|| Text::plain(feed.description.clone())),
         entries,
@@ -96,7 +106,11 @@ pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>
 
 /// Media type of an image from its extension (enclosures should say what they link).
 pub(super) fn image_type(url: &str) -> &'static str {
-    let lower = url.rsplit('/').next().unwrap_or_default().to_ascii_lowercase();
+    let lower = url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     match lower.rsplit('.').next().unwrap_or_default() {
         "png" => "image/png",
         "gif" => "image/gif",

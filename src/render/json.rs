@@ -55,7 +55,9 @@ pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>
         description: &feed.description,
         language: &feed.language,
         authors: (!config.site.author.is_empty())
-            .then_some(Author { name: &config.site.author })
+            .then_some(Author {
+                name: &config.site.author,
+            })
             .into_iter()
             .collect(),
         items: feed
@@ -73,7 +75,12 @@ pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>
                 date_published: post.date.to_rfc3339(),
                 date_modified: post.updated.to_rfc3339(),
                 authors: post.authors.iter().map(|a| Author { name: a }).collect(),
-                tags: post.categories.iter().chain(&post.tags).map(String::as_str).collect(),
+                tags: post
+                    .categories
+                    .iter()
+                    .chain(&post.tags)
+                    .map(String::as_str)
+                    .collect(),
                 language: &post.lang,
             })
             .collect(),

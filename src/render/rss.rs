@@ -37,7 +37,10 @@ pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>
             if let Some(banner) = &post.banner {
                 let mut m = BTreeMap::new();
                 m.insert("content".to_string(), vec![media("content", banner, true)]);
-                m.insert("thumbnail".to_string(), vec![media("thumbnail", banner, false)]);
+                m.insert(
+                    "thumbnail".to_string(),
+                    vec![media("thumbnail", banner, false)],
+                );
                 extensions.insert("media".to_string(), m);
             }
             let creators = if post.authors.is_empty() && !config.site.author.is_empty() {
@@ -81,7 +84,11 @@ pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>
     let channel = Channel {
         title: feed.title.clone(),
         link: feed.home_url.clone(),
-        description: if feed.description.is_empty() { feed.title.clone() } else { feed.description.clone() },
+        description: if feed.description.is_empty() {
+            feed.title.clone()
+        } else {
+            feed.description.clone()
+        },
         language: Some(feed.language.clone()),
         last_build_date: Some(feed.updated.to_rfc2822()),
         pub_date: Some(feed.updated.to_rfc2822()),
@@ -108,7 +115,9 @@ pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>
     };
     // The crate writes its own XML declaration.
     let mut out = Vec::new();
-    channel.pretty_write_to(&mut out, b' ', 2).map_err(|e| e.to_string())?;
+    channel
+        .pretty_write_to(&mut out, b' ', 2)
+        .map_err(|e| e.to_string())?;
     out.push(b'\n');
     Ok(out)
 }

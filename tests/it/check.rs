@@ -468,7 +468,10 @@ fn a_dangling_symlink_is_reported_as_unreadable() {
     assert_eq!(sources(&loaded), ["ok.md"]);
     assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
     let error = loaded.errors[0].to_string();
-    assert!(error.starts_with("`gone.md`: cannot read file: "), "{error}");
+    assert!(
+        error.starts_with("`gone.md`: cannot read file: "),
+        "{error}"
+    );
 }
 
 /// Columns elsewhere (field values, YAML errors) count characters; `content::decode` counts

@@ -14,13 +14,20 @@ fn files_under(dir: &Path) -> BTreeSet<String> {
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file())
-        .map(|e| e.path().strip_prefix(dir).expect("under").to_string_lossy().into_owned())
+        .map(|e| {
+            e.path()
+                .strip_prefix(dir)
+                .expect("under")
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect()
 }
 
 fn export_to(config: &feedsmith::Config, out: &Path) -> export::Summary {
     let loaded = content::load(config).expect("loads");
-    let snap = snapshot::build(config, &loaded, chrono::Utc::now().fixed_offset(), None, 1).expect("builds");
+    let snap = snapshot::build(config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
+        .expect("builds");
     export::write(&snap, out, &|| {}).expect("writes")
 }
 
@@ -30,11 +37,18 @@ fn exporting_content_reproduces_the_committed_feeds_byte_for_byte() {
     let out = tempfile::tempdir().expect("tmp");
     export_to(&config, out.path());
     let committed = support::root().join("feeds");
-    assert_eq!(files_under(out.path()), files_under(&committed), "same file set (run `cargo run -- export` to refresh feeds/)");
+    assert_eq!(
+        files_under(out.path()),
+        files_under(&committed),
+        "same file set (run `cargo run -- export` to refresh feeds/)"
+    );
     for rel in files_under(&committed) {
         let a = std::fs::read(out.path().join(&rel)).expect("read");
         let b = std::fs::read(committed.join(&rel)).expect("read");
-        assert!(a == b, "`feeds/{rel}` differs from a fresh export (run `cargo run -- export`)");
+        assert!(
+            a == b,
+            "`feeds/{rel}` differs from a fresh export (run `cargo run -- export`)"
+        );
     }
 }
 
@@ -48,18 +62,36 @@ fn gz_siblings_decompress_to_their_files_and_equal_served_gzip() {
         let plain = std::fs::read(out.path().join(path)).expect("file");
         let gz = std::fs::read(out.path().join(format!("{path}.gz"))).expect("sibling");
         let mut decoded = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut decoded).expect("gunzip");
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut decoded)
+            .expect("gunzip");
         assert_eq!(decoded, plain, "{path}");
-        assert_eq!(gz, snap.files[path].gzip.to_vec(), "{path}: exported = served");
-        assert_eq!(plain, snap.files[path].body.to_vec(), "{path}: exported = served");
+        assert_eq!(
+            gz,
+            snap.files[path].gzip.to_vec(),
+            "{path}: exported = served"
+        );
+        assert_eq!(
+            plain,
+            snap.files[path].body.to_vec(),
+            "{path}: exported = served"
+        );
     }
 }
 
 #[test]
 fn re_export_leaves_unchanged_files_alone_and_removes_vanished_feeds() {
     let dir = tempfile::tempdir().expect("tmp");
-    support::write(dir.path(), "a.md", &support::post("A", "2024-01-01", &["keep"], "x"));
-    support::write(dir.path(), "b.md", &support::post("B", "2024-01-02", &["gone"], "y"));
+    support::write(
+        dir.path(),
+        "a.md",
+        &support::post("A", "2024-01-01", &["keep"], "x"),
+    );
+    support::write(
+        dir.path(),
+        "b.md",
+        &support::post("B", "2024-01-02", &["gone"], "y"),
+    );
     let config = support::config_for(dir.path(), "");
     let out = tempfile::tempdir().expect("tmp");
     std::fs::write(out.path().join("README.txt"), "not ours").expect("write");
@@ -67,7 +99,10 @@ fn re_export_leaves_unchanged_files_alone_and_removes_vanished_feeds() {
     assert_eq!(first.unchanged, 0);
     assert!(first.written > 0);
     let keep = out.path().join("tags/keep/rss.xml");
-    let mtime = std::fs::metadata(&keep).expect("meta").modified().expect("mtime");
+    let mtime = std::fs::metadata(&keep)
+        .expect("meta")
+        .modified()
+        .expect("mtime");
     let second = export_to(&config, out.path());
     assert_eq!((second.written, second.removed), (0, 0));
     assert_eq!(second.unchanged, first.written);
@@ -76,15 +111,28 @@ fn re_export_leaves_unchanged_files_alone_and_removes_vanished_feeds() {
     let third = export_to(&config, out.path());
     assert_eq!(third.removed, 6, "3 formats + 3 .gz of tags/gone");
     assert!(!out.path().join("tags/gone").exists());
-    assert_eq!(std::fs::metadata(&keep).expect("meta").modified().expect("mtime"), mtime);
-    assert!(out.path().join("README.txt").exists(), "files that are not ours stay");
+    assert_eq!(
+        std::fs::metadata(&keep)
+            .expect("meta")
+            .modified()
+            .expect("mtime"),
+        mtime
+    );
+    assert!(
+        out.path().join("README.txt").exists(),
+        "files that are not ours stay"
+    );
     assert!(files_under(out.path()).iter().all(|f| !f.ends_with(".tmp")));
 }
 
 #[test]
 fn export_command_reports_and_sets_the_exit_code() {
     let dir = tempfile::tempdir().expect("tmp");
-    support::write(dir.path(), "content/ok.md", &support::post("A", "2024-01-01", &["t"], "x"));
+    support::write(
+        dir.path(),
+        "content/ok.md",
+        &support::post("A", "2024-01-01", &["t"], "x"),
+    );
     std::fs::write(dir.path().join("config.toml"), "[site]\ntitle = \"T\"\n").expect("config");
     let run = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_feedsmith"))
@@ -94,13 +142,27 @@ fn export_command_reports_and_sets_the_exit_code() {
             .expect("runs")
     };
     let ok = run();
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let stdout = String::from_utf8_lossy(&ok.stdout);
-    assert!(stdout.contains("written") && stdout.contains("unchanged") && stdout.contains("removed"), "{stdout}");
+    assert!(
+        stdout.contains("written") && stdout.contains("unchanged") && stdout.contains("removed"),
+        "{stdout}"
+    );
     assert!(dir.path().join("out/rss.xml.gz").is_file());
     support::write(dir.path(), "content/bad.md", "---\ntitle: no date\n---\n");
     let bad = run();
     assert_eq!(bad.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("`bad.md`:2:1: front matter field `date` is required"));
-    assert!(dir.path().join("out/rss.xml").is_file(), "good posts are still exported");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("`bad.md`:2:1: front matter field `date` is required")
+    );
+    assert!(
+        dir.path().join("out/rss.xml").is_file(),
+        "good posts are still exported"
+    );
 }

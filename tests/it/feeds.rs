@@ -12,7 +12,12 @@ use proptest::prelude::*;
 use crate::support;
 
 fn parse_back(bytes: &[u8]) -> feed_rs::model::Feed {
-    feed_rs::parser::parse(bytes).unwrap_or_else(|e| panic!("feed-rs rejects: {e}\n{}", String::from_utf8_lossy(&bytes[..bytes.len().min(1500)])))
+    feed_rs::parser::parse(bytes).unwrap_or_else(|e| {
+        panic!(
+            "feed-rs rejects: {e}\n{}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(1500)])
+        )
+    })
 }
 
 #[test]
@@ -20,10 +25,16 @@ fn every_sample_feed_parses_back_with_titles_links_ids_dates_and_content() {
     let config = support::site_config(&support::root().join("content"));
     let snapshot = support::build(&config);
     let loaded = feedsmith::content::load(&config).expect("loads");
-    let by_id: std::collections::HashMap<&str, &Arc<feedsmith::post::Post>> = loaded.posts.iter().map(|p| (p.id.as_str(), p)).collect();
+    let by_id: std::collections::HashMap<&str, &Arc<feedsmith::post::Post>> =
+        loaded.posts.iter().map(|p| (p.id.as_str(), p)).collect();
     let mut checked = 0;
     for path in snapshot.paths() {
-        let Some(format) = Format::ALL.into_iter().find(|f| path.ends_with(f.file_name())) else { continue };
+        let Some(format) = Format::ALL
+            .into_iter()
+            .find(|f| path.ends_with(f.file_name()))
+        else {
+            continue;
+        };
         let body = &snapshot.files[path].body;
         if format != Format::Json {
             support::assert_well_formed_xml(body);
@@ -32,19 +43,52 @@ fn every_sample_feed_parses_back_with_titles_links_ids_dates_and_content() {
         }
         let parsed = parse_back(body);
         assert!(!parsed.entries.is_empty(), "{path}");
-        let title = parsed.title.as_ref().map(|t| t.content.clone()).unwrap_or_default();
+        let title = parsed
+            .title
+            .as_ref()
+            .map(|t| t.content.clone())
+            .unwrap_or_default();
         assert!(title.starts_with("openEuler 社区新闻"), "{path}: {title}");
         let mut previous = None;
         for entry in &parsed.entries {
-            let post = by_id.get(entry.id.as_str()).unwrap_or_else(|| panic!("{path}: unknown id {}", entry.id));
-            assert_eq!(entry.title.as_ref().map(|t| t.content.as_str()), Some(post.title.as_str()), "{path}");
-            assert_eq!(entry.links.first().map(|l| l.href.as_str()), Some(post.url.as_str()), "{path}");
-            assert_eq!(entry.published.map(|d| d.timestamp()), Some(post.date.timestamp()), "{path}");
-            assert_eq!(entry.summary.as_ref().map(|s| s.content.as_str()), Some(post.summary.as_str()), "{path}");
-            let content = entry.content.as_ref().and_then(|c| c.body.clone()).unwrap_or_default();
-            assert_eq!(content.trim_end(), post.content_html.trim_end(), "{path}: content survives");
+            let post = by_id
+                .get(entry.id.as_str())
+                .unwrap_or_else(|| panic!("{path}: unknown id {}", entry.id));
+            assert_eq!(
+                entry.title.as_ref().map(|t| t.content.as_str()),
+                Some(post.title.as_str()),
+                "{path}"
+            );
+            assert_eq!(
+                entry.links.first().map(|l| l.href.as_str()),
+                Some(post.url.as_str()),
+                "{path}"
+            );
+            assert_eq!(
+                entry.published.map(|d| d.timestamp()),
+                Some(post.date.timestamp()),
+                "{path}"
+            );
+            assert_eq!(
+                entry.summary.as_ref().map(|s| s.content.as_str()),
+                Some(post.summary.as_str()),
+                "{path}"
+            );
+            let content = entry
+                .content
+                .as_ref()
+                .and_then(|c| c.body.clone())
+                .unwrap_or_default();
+            assert_eq!(
+                content.trim_end(),
+                post.content_html.trim_end(),
+                "{path}: content survives"
+            );
             let terms: HashSet<&str> = entry.categories.iter().map(|c| c.term.as_str()).collect();
-            assert!(terms.contains("openEuler") && terms.contains("news"), "{path}: {terms:?}");
+            assert!(
+                terms.contains("openEuler") && terms.contains("news"),
+                "{path}: {terms:?}"
+            );
             // Newest first.
             if let Some(prev) = previous {
                 assert!(prev >= post.date, "{path}: not newest first");
@@ -75,25 +119,48 @@ fn rss_has_the_extensions_readers_use() {
         assert!(rss.contains(needle), "missing {needle}");
     }
     let atom = support::text(&snapshot, "tags/openeuler/atom.xml");
-    assert!(atom.contains("<link href=\"https://www.openeuler.org/tags/openeuler/atom.xml\" rel=\"self\""));
+    assert!(
+        atom.contains(
+            "<link href=\"https://www.openeuler.org/tags/openeuler/atom.xml\" rel=\"self\""
+        )
+    );
     assert!(atom.contains("<updated>2024-11-21T00:00:00+08:00</updated>"));
-    let json: serde_json::Value = serde_json::from_str(&support::text(&snapshot, "feed.json")).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&support::text(&snapshot, "feed.json")).expect("json");
     assert_eq!(json["version"], "https://jsonfeed.org/version/1.1");
     assert_eq!(json["feed_url"], "https://www.openeuler.org/feed.json");
-    assert_eq!(json["items"][0]["image"], "https://www.openeuler.org/img/banners/1122-smit.jpeg");
-    assert_eq!(json["items"][0]["date_published"], "2024-11-21T00:00:00+08:00");
+    assert_eq!(
+        json["items"][0]["image"],
+        "https://www.openeuler.org/img/banners/1122-smit.jpeg"
+    );
+    assert_eq!(
+        json["items"][0]["date_published"],
+        "2024-11-21T00:00:00+08:00"
+    );
 }
 
 #[test]
 fn a_post_in_two_tags_appears_once_in_each_tag_feed_and_in_the_global_feed() {
     let dir = tempfile::tempdir().expect("tmp");
-    support::write(dir.path(), "a.md", &support::post("Both", "2024-01-02", &["Rust", "内核", "rust"], "x"));
-    support::write(dir.path(), "b.md", &support::post("Only rust", "2024-01-01", &["RUST"], "y"));
+    support::write(
+        dir.path(),
+        "a.md",
+        &support::post("Both", "2024-01-02", &["Rust", "内核", "rust"], "x"),
+    );
+    support::write(
+        dir.path(),
+        "b.md",
+        &support::post("Only rust", "2024-01-01", &["RUST"], "y"),
+    );
     let config = support::config_for(dir.path(), "");
     let loaded = feedsmith::content::load(&config).expect("loads");
     let plan = feed::plan(&config, &loaded.posts, chrono::Utc::now().fixed_offset());
     let count = |dir: &str| {
-        let feed = plan.feeds.iter().find(|f| f.dir == dir).unwrap_or_else(|| panic!("no feed {dir}"));
+        let feed = plan
+            .feeds
+            .iter()
+            .find(|f| f.dir == dir)
+            .unwrap_or_else(|| panic!("no feed {dir}"));
         feed.entries.iter().filter(|p| p.title == "Both").count()
     };
     assert_eq!(count(""), 1);
@@ -101,12 +168,26 @@ fn a_post_in_two_tags_appears_once_in_each_tag_feed_and_in_the_global_feed() {
     assert_eq!(count("tags/内核/"), 1);
     // `Rust`, `rust` and `RUST` are one tag, named by the most used spelling
     // (a post's own duplicate spelling counts once).
-    let rust = plan.feeds.iter().find(|f| f.dir == "tags/rust/").expect("rust");
+    let rust = plan
+        .feeds
+        .iter()
+        .find(|f| f.dir == "tags/rust/")
+        .expect("rust");
     assert_eq!(rust.entries.len(), 2);
-    assert_eq!(plan.feeds.iter().filter(|f| f.kind == FeedKind::Tag).count(), 2);
+    assert_eq!(
+        plan.feeds
+            .iter()
+            .filter(|f| f.kind == FeedKind::Tag)
+            .count(),
+        2
+    );
     let snapshot = support::build(&config);
-    let json: serde_json::Value = serde_json::from_str(&support::text(&snapshot, "tags/内核/feed.json")).expect("json");
-    assert_eq!(json["feed_url"], "http://localhost:8080/tags/%E5%86%85%E6%A0%B8/feed.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&support::text(&snapshot, "tags/内核/feed.json")).expect("json");
+    assert_eq!(
+        json["feed_url"],
+        "http://localhost:8080/tags/%E5%86%85%E6%A0%B8/feed.json"
+    );
 }
 
 #[test]
@@ -114,10 +195,27 @@ fn limits_ordering_and_ties_are_total() {
     let dir = tempfile::tempdir().expect("tmp");
     for i in 0..30 {
         // Pairs of posts share a date: the permalink breaks the tie.
-        support::write(dir.path(), &format!("p{i:02}.md"), &support::post(&format!("P{i}"), &format!("2024-01-{:02}", 1 + i / 2), &["t"], "x"));
+        support::write(
+            dir.path(),
+            &format!("p{i:02}.md"),
+            &support::post(
+                &format!("P{i}"),
+                &format!("2024-01-{:02}", 1 + i / 2),
+                &["t"],
+                "x",
+            ),
+        );
     }
-    support::write(dir.path(), "draft.md", "---\ntitle: Draft\ndate: 2024-02-01\ndraft: true\n---\n");
-    support::write(dir.path(), "future.md", "---\ntitle: Future\ndate: 2999-01-01\n---\n");
+    support::write(
+        dir.path(),
+        "draft.md",
+        "---\ntitle: Draft\ndate: 2024-02-01\ndraft: true\n---\n",
+    );
+    support::write(
+        dir.path(),
+        "future.md",
+        "---\ntitle: Future\ndate: 2999-01-01\n---\n",
+    );
     let config = support::config_for(dir.path(), "[feed]\nlimit = 7\n");
     let loaded = feedsmith::content::load(&config).expect("loads");
     let plan = feed::plan(&config, &loaded.posts, chrono::Utc::now().fixed_offset());
@@ -127,22 +225,59 @@ fn limits_ordering_and_ties_are_total() {
     assert_eq!(plan.visible, 30, "drafts and future posts are not visible");
     assert!(plan.next_due.is_some());
     for feed in &plan.feeds {
-        assert!(feed.entries.iter().all(|p| p.title != "Draft" && p.title != "Future"));
-        assert_eq!(feed.updated, feed.entries.iter().map(|p| p.updated).max().expect("entries"));
+        assert!(
+            feed.entries
+                .iter()
+                .all(|p| p.title != "Draft" && p.title != "Future")
+        );
+        assert_eq!(
+            feed.updated,
+            feed.entries
+                .iter()
+                .map(|p| p.updated)
+                .max()
+                .expect("entries")
+        );
     }
 }
 
 #[test]
 fn multilingual_content_gets_per_language_feeds_that_never_mix() {
     let dir = tempfile::tempdir().expect("tmp");
-    support::write(dir.path(), "zh/news/a.md", &support::post("中文", "2024-01-01", &["openEuler"], "正文"));
-    support::write(dir.path(), "en/blog/b.md", &support::post("English", "2024-01-02", &["openEuler"], "text"));
-    support::write(dir.path(), "en/news/c.md", "---\ntitle: Chinese by front matter\nlang: zh\ndate: 2024-01-03\n---\n");
+    support::write(
+        dir.path(),
+        "zh/news/a.md",
+        &support::post("中文", "2024-01-01", &["openEuler"], "正文"),
+    );
+    support::write(
+        dir.path(),
+        "en/blog/b.md",
+        &support::post("English", "2024-01-02", &["openEuler"], "text"),
+    );
+    support::write(
+        dir.path(),
+        "en/news/c.md",
+        "---\ntitle: Chinese by front matter\nlang: zh\ndate: 2024-01-03\n---\n",
+    );
     let config = support::config_for(dir.path(), "[content]\nlanguages = [\"zh\", \"en\"]\n");
     let snapshot = support::build(&config);
-    assert!(snapshot.files.get("rss.xml").is_none(), "no mixed global feed");
-    for (path, lang) in [("zh/rss.xml", "zh"), ("en/rss.xml", "en"), ("zh/tags/openeuler/atom.xml", "zh"), ("en/categories/blog/feed.json", "en")] {
-        let parsed = parse_back(&snapshot.files.get(path).unwrap_or_else(|| panic!("{path}")).body);
+    assert!(
+        !snapshot.files.contains_key("rss.xml"),
+        "no mixed global feed"
+    );
+    for (path, lang) in [
+        ("zh/rss.xml", "zh"),
+        ("en/rss.xml", "en"),
+        ("zh/tags/openeuler/atom.xml", "zh"),
+        ("en/categories/blog/feed.json", "en"),
+    ] {
+        let parsed = parse_back(
+            &snapshot
+                .files
+                .get(path)
+                .unwrap_or_else(|| panic!("{path}"))
+                .body,
+        );
         assert!(!parsed.entries.is_empty(), "{path}");
         let text = support::text(&snapshot, path);
         let other = if lang == "zh" { "English" } else { "中文" };
@@ -154,18 +289,46 @@ fn multilingual_content_gets_per_language_feeds_that_never_mix() {
 #[test]
 fn colliding_and_empty_slugs_are_reported_not_merged_or_dropped() {
     let dir = tempfile::tempdir().expect("tmp");
-    support::write(dir.path(), "a.md", &support::post("A", "2024-01-01", &["CI/CD"], "x"));
-    support::write(dir.path(), "b.md", &support::post("B", "2024-01-02", &["ci cd"], "x"));
-    support::write(dir.path(), "c.md", &support::post("C", "2024-01-03", &["///"], "x"));
+    support::write(
+        dir.path(),
+        "a.md",
+        &support::post("A", "2024-01-01", &["CI/CD"], "x"),
+    );
+    support::write(
+        dir.path(),
+        "b.md",
+        &support::post("B", "2024-01-02", &["ci cd"], "x"),
+    );
+    support::write(
+        dir.path(),
+        "c.md",
+        &support::post("C", "2024-01-03", &["///"], "x"),
+    );
     let config = support::config_for(dir.path(), "");
     let loaded = feedsmith::content::load(&config).expect("loads");
     let plan = feed::plan(&config, &loaded.posts, chrono::Utc::now().fixed_offset());
-    let tag_dirs: Vec<&str> = plan.feeds.iter().filter(|f| f.kind == FeedKind::Tag).map(|f| f.dir.as_str()).collect();
+    let tag_dirs: Vec<&str> = plan
+        .feeds
+        .iter()
+        .filter(|f| f.kind == FeedKind::Tag)
+        .map(|f| f.dir.as_str())
+        .collect();
     assert_eq!(tag_dirs.len(), 3, "{tag_dirs:?}");
-    assert!(tag_dirs.contains(&"tags/ci-cd/") && tag_dirs.contains(&"tags/ci-cd-2/"), "{tag_dirs:?}");
+    assert!(
+        tag_dirs.contains(&"tags/ci-cd/") && tag_dirs.contains(&"tags/ci-cd-2/"),
+        "{tag_dirs:?}"
+    );
     assert_eq!(plan.problems.len(), 2, "{:?}", plan.problems);
-    assert!(plan.problems.iter().any(|p| p.contains("same URL slug `ci-cd`")));
-    assert!(plan.problems.iter().any(|p| p.contains("no usable characters")));
+    assert!(
+        plan.problems
+            .iter()
+            .any(|p| p.contains("same URL slug `ci-cd`"))
+    );
+    assert!(
+        plan.problems
+            .iter()
+            .any(|p| p.contains("no usable characters"))
+    );
 }
 
 #[test]
@@ -199,9 +362,18 @@ fn hostile_text_is_escaped_and_forbidden_characters_are_stripped() {
         }
     }
     let parsed = parse_back(&snapshot.files["atom.xml"].body);
-    assert_eq!(parsed.entries[0].title.as_ref().map(|t| t.content.as_str()), Some("<b>T</b> & ]]> end"));
+    assert_eq!(
+        parsed.entries[0].title.as_ref().map(|t| t.content.as_str()),
+        Some("<b>T</b> & ]]> end")
+    );
     let parsed = parse_back(&snapshot.files["rss.xml"].body);
-    assert_eq!(parsed.entries[0].summary.as_ref().map(|t| t.content.as_str()), Some("]]> & <x>"));
+    assert_eq!(
+        parsed.entries[0]
+            .summary
+            .as_ref()
+            .map(|t| t.content.as_str()),
+        Some("]]> & <x>")
+    );
 }
 
 fn arbitrary_text() -> impl Strategy<Value = String> {

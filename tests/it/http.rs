@@ -11,9 +11,13 @@ use feedsmith::server::{self, AppState};
 
 use crate::support;
 
-const CACHE_CONTROL: &str = "public, max-age=300, stale-while-revalidate=3600";
+const CACHE_CONTROL: &str = "max-age=300, stale-while-revalidate=3600";
 
-async fn app() -> impl actix_web::dev::Service<actix_http::Request, Response = actix_web::dev::ServiceResponse, Error = actix_web::Error> {
+async fn app() -> impl actix_web::dev::Service<
+    actix_http::Request,
+    Response = actix_web::dev::ServiceResponse,
+    Error = actix_web::Error,
+> {
     let config = support::site_config(&support::root().join("content"));
     let snapshot = support::build(&config);
     let state = web::Data::new(AppState {
@@ -24,10 +28,21 @@ async fn app() -> impl actix_web::dev::Service<actix_http::Request, Response = a
 }
 
 fn header_of(resp: &actix_web::dev::ServiceResponse, name: header::HeaderName) -> String {
-    resp.headers().get(name).map(|v| v.to_str().expect("ascii").to_string()).unwrap_or_default()
+    resp.headers()
+        .get(name)
+        .map(|v| v.to_str().expect("ascii").to_string())
+        .unwrap_or_default()
 }
 
-async fn get(app: &impl actix_web::dev::Service<actix_http::Request, Response = actix_web::dev::ServiceResponse, Error = actix_web::Error>, path: &str, headers: &[(&str, &str)]) -> actix_web::dev::ServiceResponse {
+async fn get(
+    app: &impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    >,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> actix_web::dev::ServiceResponse {
     let mut req = atest::TestRequest::get().uri(path);
     for (k, v) in headers {
         req = req.insert_header((*k, *v));
@@ -36,8 +51,15 @@ async fn get(app: &impl actix_web::dev::Service<actix_http::Request, Response = 
 }
 
 fn assert_validators(resp: &actix_web::dev::ServiceResponse) {
-    assert!(header_of(resp, header::ETAG).starts_with('"'), "ETag on {}", resp.status());
-    assert_eq!(header_of(resp, header::LAST_MODIFIED), "Wed, 20 Nov 2024 16:00:00 GMT");
+    assert!(
+        header_of(resp, header::ETAG).starts_with('"'),
+        "ETag on {}",
+        resp.status()
+    );
+    assert_eq!(
+        header_of(resp, header::LAST_MODIFIED),
+        "Wed, 20 Nov 2024 16:00:00 GMT"
+    );
     assert_eq!(header_of(resp, header::CACHE_CONTROL), CACHE_CONTROL);
     assert_eq!(header_of(resp, header::VARY), "Accept-Encoding");
 }
@@ -49,8 +71,14 @@ async fn returns_200_with_type_validators_and_exact_length() {
         ("/rss.xml", "application/rss+xml; charset=utf-8"),
         ("/atom.xml", "application/atom+xml; charset=utf-8"),
         ("/feed.json", "application/feed+json; charset=utf-8"),
-        ("/tags/openeuler/rss.xml", "application/rss+xml; charset=utf-8"),
-        ("/categories/news/feed.json", "application/feed+json; charset=utf-8"),
+        (
+            "/tags/openeuler/rss.xml",
+            "application/rss+xml; charset=utf-8",
+        ),
+        (
+            "/categories/news/feed.json",
+            "application/feed+json; charset=utf-8",
+        ),
         ("/feeds.opml", "text/x-opml; charset=utf-8"),
         ("/", "text/html; charset=utf-8"),
     ] {
@@ -86,22 +114,42 @@ async fn returns_304_by_if_none_match_exact_weak_list_and_star() {
 #[actix_web::test]
 async fn returns_304_by_if_modified_since_only_without_if_none_match() {
     let app = app().await;
-    for ims in ["Wed, 20 Nov 2024 16:00:00 GMT", "Thu, 21 Nov 2024 00:00:00 GMT"] {
+    for ims in [
+        "Wed, 20 Nov 2024 16:00:00 GMT",
+        "Thu, 21 Nov 2024 00:00:00 GMT",
+    ] {
         let resp = get(&app, "/rss.xml", &[("If-Modified-Since", ims)]).await;
         assert_eq!(resp.status(), StatusCode::NOT_MODIFIED, "{ims}");
         assert_validators(&resp);
     }
-    let older = get(&app, "/rss.xml", &[("If-Modified-Since", "Wed, 20 Nov 2024 15:59:59 GMT")]).await;
+    let older = get(
+        &app,
+        "/rss.xml",
+        &[("If-Modified-Since", "Wed, 20 Nov 2024 15:59:59 GMT")],
+    )
+    .await;
     assert_eq!(older.status(), StatusCode::OK);
     // A mismatching If-None-Match wins over a matching If-Modified-Since (RFC 9110 §13.2.2).
-    let resp = get(&app, "/rss.xml", &[("If-None-Match", "\"stale\""), ("If-Modified-Since", "Thu, 21 Nov 2024 00:00:00 GMT")]).await;
+    let resp = get(
+        &app,
+        "/rss.xml",
+        &[
+            ("If-None-Match", "\"stale\""),
+            ("If-Modified-Since", "Thu, 21 Nov 2024 00:00:00 GMT"),
+        ],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
 #[actix_web::test]
 async fn malformed_conditional_headers_are_ignored() {
     let app = app().await;
-    for (name, value) in [("If-None-Match", "not-a-quoted-tag"), ("If-Modified-Since", "yesterday"), ("Accept-Encoding", ";;q=x,,")] {
+    for (name, value) in [
+        ("If-None-Match", "not-a-quoted-tag"),
+        ("If-Modified-Since", "yesterday"),
+        ("Accept-Encoding", ";;q=x,,"),
+    ] {
         let resp = get(&app, "/rss.xml", &[(name, value)]).await;
         assert_eq!(resp.status(), StatusCode::OK, "{name}: {value}");
     }
@@ -127,19 +175,26 @@ async fn negotiates_precompressed_encodings_with_q_values() {
     for (accept, expected) in cases {
         let resp = get(&app, "/rss.xml", &[("Accept-Encoding", accept)]).await;
         assert_eq!(resp.status(), StatusCode::OK, "{accept}");
-        let ce = resp.headers().get(header::CONTENT_ENCODING).map(|v| v.to_str().expect("ascii").to_string());
+        let ce = resp
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .map(|v| v.to_str().expect("ascii").to_string());
         assert_eq!(ce.as_deref(), expected, "{accept}");
         assert_eq!(header_of(&resp, header::VARY), "Accept-Encoding");
         let body = atest::read_body(resp).await;
         let decoded = match expected {
             Some("gzip") => {
                 let mut out = Vec::new();
-                flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out).expect("gunzip");
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut out)
+                    .expect("gunzip");
                 out
             }
             Some("br") => {
                 let mut out = Vec::new();
-                brotli::Decompressor::new(&body[..], 4096).read_to_end(&mut out).expect("unbrotli");
+                brotli::Decompressor::new(&body[..], 4096)
+                    .read_to_end(&mut out)
+                    .expect("unbrotli");
                 out
             }
             _ => body.to_vec(),
@@ -152,9 +207,17 @@ async fn negotiates_precompressed_encodings_with_q_values() {
 async fn each_encoding_has_its_own_etag_and_any_of_them_revalidates() {
     let app = app().await;
     let plain = header_of(&get(&app, "/rss.xml", &[]).await, header::ETAG);
-    let gz = header_of(&get(&app, "/rss.xml", &[("Accept-Encoding", "gzip")]).await, header::ETAG);
+    let gz = header_of(
+        &get(&app, "/rss.xml", &[("Accept-Encoding", "gzip")]).await,
+        header::ETAG,
+    );
     assert_ne!(plain, gz);
-    let resp = get(&app, "/rss.xml", &[("Accept-Encoding", "gzip"), ("If-None-Match", &gz)]).await;
+    let resp = get(
+        &app,
+        "/rss.xml",
+        &[("Accept-Encoding", "gzip"), ("If-None-Match", &gz)],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(header_of(&resp, header::ETAG), gz);
 }
@@ -163,19 +226,40 @@ async fn each_encoding_has_its_own_etag_and_any_of_them_revalidates() {
 async fn head_returns_get_headers_without_body() {
     let app = app().await;
     let got = get(&app, "/atom.xml", &[]).await;
-    let req = atest::TestRequest::default().method(actix_web::http::Method::HEAD).uri("/atom.xml").to_request();
+    let req = atest::TestRequest::default()
+        .method(actix_web::http::Method::HEAD)
+        .uri("/atom.xml")
+        .to_request();
     let head = atest::call_service(&app, req).await;
     assert_eq!(head.status(), StatusCode::OK);
-    for name in [header::ETAG, header::LAST_MODIFIED, header::CONTENT_TYPE, header::CACHE_CONTROL, header::VARY] {
-        assert_eq!(header_of(&head, name.clone()), header_of(&got, name.clone()), "{name}");
+    for name in [
+        header::ETAG,
+        header::LAST_MODIFIED,
+        header::CONTENT_TYPE,
+        header::CACHE_CONTROL,
+        header::VARY,
+    ] {
+        assert_eq!(
+            header_of(&head, name.clone()),
+            header_of(&got, name.clone()),
+            "{name}"
+        );
     }
 }
 
 #[actix_web::test]
 async fn other_methods_get_405_with_allow() {
     let app = app().await;
-    for method in [actix_web::http::Method::POST, actix_web::http::Method::PUT, actix_web::http::Method::DELETE, actix_web::http::Method::OPTIONS] {
-        let req = atest::TestRequest::default().method(method.clone()).uri("/rss.xml").to_request();
+    for method in [
+        actix_web::http::Method::POST,
+        actix_web::http::Method::PUT,
+        actix_web::http::Method::DELETE,
+        actix_web::http::Method::OPTIONS,
+    ] {
+        let req = atest::TestRequest::default()
+            .method(method.clone())
+            .uri("/rss.xml")
+            .to_request();
         let resp = atest::call_service(&app, req).await;
         assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
         assert_eq!(header_of(&resp, header::ALLOW), "GET, HEAD");
@@ -186,7 +270,17 @@ async fn other_methods_get_405_with_allow() {
 async fn traversal_attempts_and_unknown_paths_are_plain_404s() {
     let app = app().await;
     let long = format!("/{}", "a".repeat(4096));
-    for path in ["/nope.xml", "/../Cargo.toml", "/%2e%2e/Cargo.toml", "/tags/%2e%2e/%2e%2e/rss.xml", "//rss.xml", "/rss.xml%00", "/tags/", "/src/main.rs", long.as_str()] {
+    for path in [
+        "/nope.xml",
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/tags/%2e%2e/%2e%2e/rss.xml",
+        "//rss.xml",
+        "/rss.xml%00",
+        "/tags/",
+        "/src/main.rs",
+        long.as_str(),
+    ] {
         let resp = get(&app, path, &[]).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
         let body = atest::read_body(resp).await;
@@ -197,15 +291,27 @@ async fn traversal_attempts_and_unknown_paths_are_plain_404s() {
 #[actix_web::test]
 async fn percent_encoded_unicode_tag_paths_work() {
     let dir = tempfile::tempdir().expect("tmp");
-    support::write(dir.path(), "a.md", &support::post("A", "2024-01-01", &["内核", "C++"], "x"));
+    support::write(
+        dir.path(),
+        "a.md",
+        &support::post("A", "2024-01-01", &["内核", "C++"], "x"),
+    );
     let config = support::config_for(dir.path(), "");
     let state = web::Data::new(AppState {
         store: Arc::new(ArcSwap::new(support::build(&config))),
         cache_control: CACHE_CONTROL.to_string(),
     });
     let app = atest::init_service(App::new().configure(server::configure(state))).await;
-    for path in ["/tags/%E5%86%85%E6%A0%B8/rss.xml", "/tags/c%2B%2B/atom.xml", "/tags/c++/feed.json"] {
-        assert_eq!(get(&app, path, &[]).await.status(), StatusCode::OK, "{path}");
+    for path in [
+        "/tags/%E5%86%85%E6%A0%B8/rss.xml",
+        "/tags/c%2B%2B/atom.xml",
+        "/tags/c++/feed.json",
+    ] {
+        assert_eq!(
+            get(&app, path, &[]).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
     }
 }
 
@@ -214,7 +320,8 @@ async fn healthz_reports_generation_and_counts() {
     let app = app().await;
     let resp = get(&app, "/healthz", &[]).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let json: serde_json::Value = serde_json::from_slice(&atest::read_body(resp).await).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_slice(&atest::read_body(resp).await).expect("json");
     assert_eq!(json["status"], "ok");
     assert_eq!(json["generation"], 1);
     assert_eq!(json["posts"], 5);
@@ -227,8 +334,14 @@ async fn etags_are_equal_across_two_builds_of_the_same_content() {
     let b = app().await;
     for path in ["/rss.xml", "/tags/openeuler/atom.xml", "/feed.json"] {
         for enc in ["identity", "gzip", "br"] {
-            let ea = header_of(&get(&a, path, &[("Accept-Encoding", enc)]).await, header::ETAG);
-            let eb = header_of(&get(&b, path, &[("Accept-Encoding", enc)]).await, header::ETAG);
+            let ea = header_of(
+                &get(&a, path, &[("Accept-Encoding", enc)]).await,
+                header::ETAG,
+            );
+            let eb = header_of(
+                &get(&b, path, &[("Accept-Encoding", enc)]).await,
+                header::ETAG,
+            );
             assert_eq!(ea, eb, "{path} {enc}");
         }
     }
@@ -257,23 +370,54 @@ fn the_real_binary_serves_a_feed_to_a_real_http_client() {
     );
     let stdout = child.0.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("reads the address");
-    let base = line.trim().strip_prefix("listening on ").expect("announces its address").to_string();
-    let mut resp = ureq::get(&format!("{base}rss.xml")).call().expect("GET /rss.xml");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("reads the address");
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("announces its address")
+        .to_string();
+    let mut resp = ureq::get(&format!("{base}rss.xml"))
+        .call()
+        .expect("GET /rss.xml");
     assert_eq!(resp.status(), 200);
-    let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).expect("etag").to_string();
+    let etag = resp
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("etag")
+        .to_string();
     let body = resp.body_mut().read_to_string().expect("body");
     assert!(body.contains("<rss version=\"2.0\""));
-    let resp = ureq::get(&format!("{base}rss.xml")).header("If-None-Match", &etag).call().expect("conditional GET");
+    let resp = ureq::get(&format!("{base}rss.xml"))
+        .header("If-None-Match", &etag)
+        .call()
+        .expect("conditional GET");
     assert_eq!(resp.status(), 304);
     // Content-Length is set by the HTTP layer: check it on the wire for each coding.
     for coding in ["gzip", "br", "identity"] {
-        let mut resp = ureq::get(&format!("{base}tags/openeuler/atom.xml")).header("Accept-Encoding", coding).call().expect("GET");
-        let length: usize = resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).expect("content-length");
-        let body = resp.body_mut().with_config().limit(u64::MAX).read_to_vec().expect("body");
+        let mut resp = ureq::get(&format!("{base}tags/openeuler/atom.xml"))
+            .header("Accept-Encoding", coding)
+            .call()
+            .expect("GET");
+        let length: usize = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("content-length");
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .expect("body");
         assert_eq!(length, body.len(), "{coding}");
     }
-    let resp = ureq::head(&format!("{base}feed.json")).call().expect("HEAD");
+    let resp = ureq::head(&format!("{base}feed.json"))
+        .call()
+        .expect("HEAD");
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("content-length").is_some());
 }

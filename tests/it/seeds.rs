@@ -65,7 +65,10 @@ fn the_five_seed_posts_load_with_the_expected_fields() {
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     assert_eq!(loaded.posts.len(), SEEDS.len());
     for (post, want) in loaded.posts.iter().zip(SEEDS) {
-        let url = format!("https://www.openeuler.org/{}", want.source.replace(".md", ".html"));
+        let url = format!(
+            "https://www.openeuler.org/{}",
+            want.source.replace(".md", ".html")
+        );
         assert_eq!(post.source, want.source);
         assert_eq!(post.url, url);
         assert_eq!(post.id, url);
@@ -77,14 +80,26 @@ fn the_five_seed_posts_load_with_the_expected_fields() {
         assert_eq!(post.authors, ["openEuler"]);
         assert_eq!(post.lang, "zh");
         assert!(!post.draft);
-        assert_eq!(post.banner.as_deref(), Some(format!("https://www.openeuler.org/{}", want.banner).as_str()));
+        assert_eq!(
+            post.banner.as_deref(),
+            Some(format!("https://www.openeuler.org/{}", want.banner).as_str())
+        );
         assert_eq!(post.summary, want.summary);
         // Every image, Markdown or raw HTML, points at the post's media folder, absolutely.
         let dir = url.rsplit_once('/').map(|(d, _)| d).expect("has a slash");
-        let images: Vec<&str> = post.content_html.match_indices("<img src=\"").map(|(i, m)| &post.content_html[i + m.len()..]).collect();
+        let images: Vec<&str> = post
+            .content_html
+            .match_indices("<img src=\"")
+            .map(|(i, m)| &post.content_html[i + m.len()..])
+            .collect();
         assert_eq!(images.len(), want.images, "{}", post.source);
         for img in images {
-            assert!(img.starts_with(&format!("{dir}/media/image")), "{}: {}", post.source, &img[..80.min(img.len())]);
+            assert!(
+                img.starts_with(&format!("{dir}/media/image")),
+                "{}: {}",
+                post.source,
+                &img[..80.min(img.len())]
+            );
         }
         assert!(!post.content_html.contains("./media"), "{}", post.source);
     }
@@ -94,8 +109,13 @@ fn the_five_seed_posts_load_with_the_expected_fields() {
 fn seed_bodies_give_gap_free_chinese_summaries_and_html() {
     let config = support::site_config(&support::root().join("content"));
     // Without its `summary` field the post gets an automatic one from the hard-wrapped body.
-    let text = std::fs::read_to_string(support::fixture("seeds/001_dab2b9fc6be8bfb7.md")).expect("seed");
-    let text: String = text.lines().filter(|l| !l.starts_with("summary:")).map(|l| format!("{l}\n")).collect();
+    let text =
+        std::fs::read_to_string(support::fixture("seeds/001_dab2b9fc6be8bfb7.md")).expect("seed");
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("summary:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let post = feedsmith::post::parse(&config, Path::new("zh/news/x/x.md"), &text).expect("parses");
     assert!(
         post.summary.starts_with("[中国，北京，2024年11月16日] openEuler Summit 2024在北京中关村国际创新中心圆满落幕。本次大会由开放原子开源基金会（以下简称\"基金会\"）孵化及运营的 openEuler社区"),
@@ -106,19 +126,37 @@ fn seed_bodies_give_gap_free_chinese_summaries_and_html() {
     assert!(post.summary.chars().count() <= config.content.summary_length + 1);
     // `持续专注内核创新` was not split by the line break after `openEuler` (Latin-CJK keeps it)
     // but `累计发布了 588` ... `个软件仓库` keeps the author's spaces.
-    assert!(post.content_html.contains("第一，坚持技术创新是openEuler立足的根本，openEuler\n持续专注内核创新"));
+    assert!(
+        post.content_html
+            .contains("第一，坚持技术创新是openEuler立足的根本，openEuler\n持续专注内核创新")
+    );
     // The setext heading of seed 004 is a real heading.
-    let text = std::fs::read_to_string(support::fixture("seeds/004_65d1e7c3b68ba21c.md")).expect("seed");
+    let text =
+        std::fs::read_to_string(support::fixture("seeds/004_65d1e7c3b68ba21c.md")).expect("seed");
     let post = feedsmith::post::parse(&config, Path::new("zh/news/y/y.md"), &text).expect("parses");
-    assert!(post.content_html.contains("<h2><strong>openEuler 社区加速 AI 融合与应用，累计装机量达到850万+台套</strong></h2>"), "{}", &post.content_html[..600]);
+    assert!(
+        post.content_html.contains(
+            "<h2><strong>openEuler 社区加速 AI 融合与应用，累计装机量达到850万+台套</strong></h2>"
+        ),
+        "{}",
+        &post.content_html[..600]
+    );
 }
 
 #[test]
 fn the_seed_fixtures_load_from_a_flat_directory_too() {
-    let config = support::config_for(&support::fixture("seeds"), "[site]\ntime_zone = \"Asia/Shanghai\"\n");
+    let config = support::config_for(
+        &support::fixture("seeds"),
+        "[site]\ntime_zone = \"Asia/Shanghai\"\n",
+    );
     let loaded = feedsmith::content::load(&config).expect("loads");
     assert_eq!(loaded.posts.len(), 5);
     assert!(loaded.errors.is_empty());
     // No section in the path and `category: news` in the front matter.
-    assert!(loaded.posts.iter().all(|p| p.categories == ["news"] && p.url.starts_with("http://localhost:8080/00")));
+    assert!(
+        loaded
+            .posts
+            .iter()
+            .all(|p| p.categories == ["news"] && p.url.starts_with("http://localhost:8080/00"))
+    );
 }

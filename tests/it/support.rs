@@ -10,7 +10,9 @@ use feedsmith::{Config, config, content, snapshot};
 
 /// `tests/fixtures/<name>`.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// The repository root.
@@ -23,7 +25,11 @@ pub fn config_for(dir: &Path, extra: &str) -> Config {
     let text = format!("[content]\ndir = {:?}\n{extra}", dir.to_string_lossy());
     let text = if extra.contains("[content]") {
         // Caller sets its own [content] table: put dir into it.
-        extra.replacen("[content]", &format!("[content]\ndir = {:?}", dir.to_string_lossy()), 1)
+        extra.replacen(
+            "[content]",
+            &format!("[content]\ndir = {:?}", dir.to_string_lossy()),
+            1,
+        )
     } else {
         text
     };
@@ -57,12 +63,18 @@ pub fn post(title: &str, date: &str, tags: &[&str], body: &str) -> String {
 /// Loads and builds a snapshot at the current time.
 pub fn build(config: &Config) -> Arc<snapshot::Snapshot> {
     let loaded = content::load(config).expect("content loads");
-    Arc::new(snapshot::build(config, &loaded, chrono::Utc::now().fixed_offset(), None, 1).expect("builds"))
+    Arc::new(
+        snapshot::build(config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
+            .expect("builds"),
+    )
 }
 
 /// Body of a snapshot file as text.
 pub fn text(snapshot: &snapshot::Snapshot, path: &str) -> String {
-    let file = snapshot.files.get(path).unwrap_or_else(|| panic!("no file `{path}` in {:?}", snapshot.paths()));
+    let file = snapshot
+        .files
+        .get(path)
+        .unwrap_or_else(|| panic!("no file `{path}` in {:?}", snapshot.paths()));
     String::from_utf8(file.body.to_vec()).expect("utf-8")
 }
 
@@ -70,7 +82,10 @@ pub fn text(snapshot: &snapshot::Snapshot, path: &str) -> String {
 pub fn assert_well_formed_xml(bytes: &[u8]) {
     let text = std::str::from_utf8(bytes).expect("utf-8");
     if let Err(e) = roxmltree::Document::parse(text) {
-        panic!("not well-formed XML: {e}\n{}", &text[..text.len().min(2000)]);
+        panic!(
+            "not well-formed XML: {e}\n{}",
+            &text[..text.len().min(2000)]
+        );
     }
 }
 
@@ -81,7 +96,10 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
         if let Some(v) = f() {
             return v;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

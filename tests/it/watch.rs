@@ -23,11 +23,19 @@ fn start(dir: &Path, extra: &str) -> Running {
     publisher.rebuild(None).expect("first build");
     let store = publisher.store();
     let handle = watch::spawn(publisher).expect("watcher starts");
-    Running { store, _handle: handle }
+    Running {
+        store,
+        _handle: handle,
+    }
 }
 
 fn rss(store: &SnapshotStore) -> String {
-    store.load().files.get("rss.xml").map(|f| String::from_utf8_lossy(&f.body).into_owned()).unwrap_or_default()
+    store
+        .load()
+        .files
+        .get("rss.xml")
+        .map(|f| String::from_utf8_lossy(&f.body).into_owned())
+        .unwrap_or_default()
 }
 
 fn wait_for(store: &SnapshotStore, what: &str, f: impl Fn(&str) -> bool) {
@@ -37,20 +45,36 @@ fn wait_for(store: &SnapshotStore, what: &str, f: impl Fn(&str) -> bool) {
 #[test]
 fn create_edit_rename_and_delete_are_published() {
     let dir = tempfile::tempdir().expect("tmp");
-    support::write(dir.path(), "first.md", &support::post("First", "2024-01-01", &["t"], "x"));
+    support::write(
+        dir.path(),
+        "first.md",
+        &support::post("First", "2024-01-01", &["t"], "x"),
+    );
     let run = start(dir.path(), "");
     assert!(rss(&run.store).contains("First"));
 
-    support::write(dir.path(), "a.md", &support::post("Created", "2024-01-02", &["t"], "x"));
+    support::write(
+        dir.path(),
+        "a.md",
+        &support::post("Created", "2024-01-02", &["t"], "x"),
+    );
     wait_for(&run.store, "created post", |r| r.contains("Created"));
 
     // An editor's atomic save: write a temp file, rename it over the post.
-    support::write(dir.path(), ".a.md.swp", &support::post("Edited", "2024-01-02", &["t"], "x"));
+    support::write(
+        dir.path(),
+        ".a.md.swp",
+        &support::post("Edited", "2024-01-02", &["t"], "x"),
+    );
     std::fs::rename(dir.path().join(".a.md.swp"), dir.path().join("a.md")).expect("rename");
-    wait_for(&run.store, "edited post", |r| r.contains("Edited") && !r.contains("Created"));
+    wait_for(&run.store, "edited post", |r| {
+        r.contains("Edited") && !r.contains("Created")
+    });
 
     std::fs::rename(dir.path().join("a.md"), dir.path().join("b.md")).expect("rename");
-    wait_for(&run.store, "renamed post", |r| r.contains("/b.html") && !r.contains("/a.html"));
+    wait_for(&run.store, "renamed post", |r| {
+        r.contains("/b.html") && !r.contains("/a.html")
+    });
 
     std::fs::remove_file(dir.path().join("b.md")).expect("rm");
     wait_for(&run.store, "deleted post", |r| !r.contains("Edited"));
@@ -62,13 +86,25 @@ fn new_subdirectories_and_files_created_right_after_mkdir_are_seen() {
     let dir = tempfile::tempdir().expect("tmp");
     let run = start(dir.path(), "");
     std::fs::create_dir_all(dir.path().join("zh/news/新 目录")).expect("mkdir");
-    support::write(dir.path(), "zh/news/新 目录/p.md", &support::post("Deep", "2024-01-01", &["t"], "x"));
-    wait_for(&run.store, "post in a new directory", |r| r.contains("Deep"));
+    support::write(
+        dir.path(),
+        "zh/news/新 目录/p.md",
+        &support::post("Deep", "2024-01-01", &["t"], "x"),
+    );
+    wait_for(&run.store, "post in a new directory", |r| {
+        r.contains("Deep")
+    });
     // A whole directory moved into the tree.
     let outside = tempfile::tempdir().expect("tmp");
-    support::write(outside.path(), "moved/m.md", &support::post("Moved in", "2024-01-02", &["t"], "x"));
+    support::write(
+        outside.path(),
+        "moved/m.md",
+        &support::post("Moved in", "2024-01-02", &["t"], "x"),
+    );
     std::fs::rename(outside.path().join("moved"), dir.path().join("moved")).expect("move dir in");
-    wait_for(&run.store, "post in a moved-in directory", |r| r.contains("Moved in"));
+    wait_for(&run.store, "post in a moved-in directory", |r| {
+        r.contains("Moved in")
+    });
     std::fs::remove_dir_all(dir.path().join("moved")).expect("rm dir");
     wait_for(&run.store, "removed directory", |r| !r.contains("Moved in"));
 }
@@ -79,9 +115,15 @@ fn a_burst_of_a_thousand_files_leads_to_few_rebuilds_and_the_final_state() {
     let run = start(dir.path(), "");
     let before = run.store.load().generation;
     for i in 0..1000 {
-        support::write(dir.path(), &format!("burst/p{i:04}.md"), &support::post(&format!("Burst {i}"), "2024-01-01", &["t"], "x"));
+        support::write(
+            dir.path(),
+            &format!("burst/p{i:04}.md"),
+            &support::post(&format!("Burst {i}"), "2024-01-01", &["t"], "x"),
+        );
     }
-    support::eventually(30, "all 1000 posts", || (run.store.load().posts == 1000).then_some(()));
+    support::eventually(30, "all 1000 posts", || {
+        (run.store.load().posts == 1000).then_some(())
+    });
     let rebuilds = run.store.load().generation - before;
     assert!(rebuilds <= 10, "{rebuilds} rebuilds for one burst");
 }
@@ -89,14 +131,31 @@ fn a_burst_of_a_thousand_files_leads_to_few_rebuilds_and_the_final_state() {
 #[test]
 fn an_invalid_edit_keeps_the_last_good_version_and_is_reported_until_fixed() {
     let dir = tempfile::tempdir().expect("tmp");
-    support::write(dir.path(), "p.md", &support::post("Good version", "2024-01-01", &["t"], "x"));
+    support::write(
+        dir.path(),
+        "p.md",
+        &support::post("Good version", "2024-01-01", &["t"], "x"),
+    );
     let run = start(dir.path(), "");
     std::fs::write(dir.path().join("p.md"), "---\ntitle: [broken\n---\n").expect("write");
-    support::eventually(20, "problem reported", || (!run.store.load().problems.is_empty()).then_some(()));
+    support::eventually(20, "problem reported", || {
+        (!run.store.load().problems.is_empty()).then_some(())
+    });
     let snap = run.store.load();
-    assert!(snap.problems[0].starts_with("`p.md`:") && snap.problems[0].contains("not valid YAML"), "{:?}", snap.problems);
-    assert!(rss(&run.store).contains("Good version"), "last good version still served");
-    support::write(dir.path(), "p.md", &support::post("Fixed version", "2024-01-01", &["t"], "x"));
+    assert!(
+        snap.problems[0].starts_with("`p.md`:") && snap.problems[0].contains("not valid YAML"),
+        "{:?}",
+        snap.problems
+    );
+    assert!(
+        rss(&run.store).contains("Good version"),
+        "last good version still served"
+    );
+    support::write(
+        dir.path(),
+        "p.md",
+        &support::post("Fixed version", "2024-01-01", &["t"], "x"),
+    );
     wait_for(&run.store, "fixed post", |r| r.contains("Fixed version"));
     assert!(run.store.load().problems.is_empty());
 }
@@ -104,24 +163,58 @@ fn an_invalid_edit_keeps_the_last_good_version_and_is_reported_until_fixed() {
 #[test]
 fn an_edit_does_not_change_the_etag_of_a_tag_feed_it_is_not_in() {
     let dir = tempfile::tempdir().expect("tmp");
-    support::write(dir.path(), "a.md", &support::post("A", "2024-01-01", &["x"], "one"));
-    support::write(dir.path(), "b.md", &support::post("B", "2024-01-02", &["y"], "two"));
+    support::write(
+        dir.path(),
+        "a.md",
+        &support::post("A", "2024-01-01", &["x"], "one"),
+    );
+    support::write(
+        dir.path(),
+        "b.md",
+        &support::post("B", "2024-01-02", &["y"], "two"),
+    );
     let run = start(dir.path(), "");
     let snap = run.store.load();
-    let (x, y) = (snap.files["tags/x/rss.xml"].clone(), snap.files["tags/y/rss.xml"].clone());
-    support::write(dir.path(), "a.md", &support::post("A", "2024-01-01", &["x"], "one, edited"));
-    support::eventually(20, "tag x rebuilt", || (run.store.load().files["tags/x/rss.xml"].hash != x.hash).then_some(()));
+    let (x, y) = (
+        snap.files["tags/x/rss.xml"].clone(),
+        snap.files["tags/y/rss.xml"].clone(),
+    );
+    support::write(
+        dir.path(),
+        "a.md",
+        &support::post("A", "2024-01-01", &["x"], "one, edited"),
+    );
+    support::eventually(20, "tag x rebuilt", || {
+        (run.store.load().files["tags/x/rss.xml"].hash != x.hash).then_some(())
+    });
     let after = run.store.load();
-    assert_eq!(after.files["tags/y/rss.xml"].etag(feedsmith::snapshot::Encoding::Identity), y.etag(feedsmith::snapshot::Encoding::Identity));
-    assert!(Arc::ptr_eq(&after.files["tags/y/rss.xml"], &y), "untouched feed reused as is");
+    assert_eq!(
+        after.files["tags/y/rss.xml"].etag(feedsmith::snapshot::Encoding::Identity),
+        y.etag(feedsmith::snapshot::Encoding::Identity)
+    );
+    assert!(
+        Arc::ptr_eq(&after.files["tags/y/rss.xml"], &y),
+        "untouched feed reused as is"
+    );
 }
 
 #[test]
 fn a_scheduled_post_appears_when_its_time_comes_without_a_file_change() {
     let dir = tempfile::tempdir().expect("tmp");
     let due = chrono::Utc::now() + chrono::Duration::seconds(2);
-    support::write(dir.path(), "soon.md", &format!("---\ntitle: Scheduled\ndate: {}\n---\nx\n", due.to_rfc3339()));
-    support::write(dir.path(), "now.md", &support::post("Now", "2024-01-01", &["t"], "x"));
+    support::write(
+        dir.path(),
+        "soon.md",
+        &format!(
+            "---\ntitle: Scheduled\ndate: {}\n---\nx\n",
+            due.to_rfc3339()
+        ),
+    );
+    support::write(
+        dir.path(),
+        "now.md",
+        &support::post("Now", "2024-01-01", &["t"], "x"),
+    );
     let run = start(dir.path(), "");
     assert!(!rss(&run.store).contains("Scheduled"));
     assert!(run.store.load().next_due.is_some());
@@ -133,12 +226,26 @@ fn a_scheduled_post_appears_when_its_time_comes_without_a_file_change() {
 fn a_deleted_and_recreated_content_dir_is_watched_again() {
     let parent = tempfile::tempdir().expect("tmp");
     let dir = parent.path().join("content");
-    support::write(&dir, "a.md", &support::post("Before", "2024-01-01", &["t"], "x"));
+    support::write(
+        &dir,
+        "a.md",
+        &support::post("Before", "2024-01-01", &["t"], "x"),
+    );
     let run = start(&dir, "");
     std::fs::remove_dir_all(&dir).expect("rm");
-    support::write(&dir, "b.md", &support::post("After", "2024-01-02", &["t"], "x"));
-    wait_for(&run.store, "post in the recreated dir", |r| r.contains("After") && !r.contains("Before"));
-    support::write(&dir, "c.md", &support::post("Later", "2024-01-03", &["t"], "x"));
+    support::write(
+        &dir,
+        "b.md",
+        &support::post("After", "2024-01-02", &["t"], "x"),
+    );
+    wait_for(&run.store, "post in the recreated dir", |r| {
+        r.contains("After") && !r.contains("Before")
+    });
+    support::write(
+        &dir,
+        "c.md",
+        &support::post("Later", "2024-01-03", &["t"], "x"),
+    );
     wait_for(&run.store, "later post", |r| r.contains("Later"));
 }
 
@@ -146,18 +253,27 @@ fn a_deleted_and_recreated_content_dir_is_watched_again() {
 fn concurrent_gets_during_continuous_rebuilds_always_match_their_etag() {
     let dir = tempfile::tempdir().expect("tmp");
     for i in 0..20 {
-        support::write(dir.path(), &format!("p{i}.md"), &support::post(&format!("P{i}"), "2024-01-01", &["t"], "x"));
+        support::write(
+            dir.path(),
+            &format!("p{i}.md"),
+            &support::post(&format!("P{i}"), "2024-01-01", &["t"], "x"),
+        );
     }
     let run = start(dir.path(), "");
     let store = run.store.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let state = actix_web::web::Data::new(feedsmith::server::AppState { store, cache_control: "no-cache".into() });
-            let srv = actix_web::HttpServer::new(move || actix_web::App::new().configure(feedsmith::server::configure(state.clone())))
-                .workers(2)
-                .bind("127.0.0.1:0")
-                .expect("bind");
+            let state = actix_web::web::Data::new(feedsmith::server::AppState {
+                store,
+                cache_control: "no-cache".into(),
+            });
+            let srv = actix_web::HttpServer::new(move || {
+                actix_web::App::new().configure(feedsmith::server::configure(state.clone()))
+            })
+            .workers(2)
+            .bind("127.0.0.1:0")
+            .expect("bind");
             let addr = srv.addrs()[0];
             let srv = srv.run();
             tx.send((addr, srv.handle())).expect("send");
@@ -173,7 +289,16 @@ fn concurrent_gets_during_continuous_rebuilds_always_match_their_etag() {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                support::write(&dir, &format!("p{}.md", n % 20), &support::post(&format!("Edit {n}"), "2024-01-01", &["t"], &"x".repeat(n % 500)));
+                support::write(
+                    &dir,
+                    &format!("p{}.md", n % 20),
+                    &support::post(
+                        &format!("Edit {n}"),
+                        "2024-01-01",
+                        &["t"],
+                        &"x".repeat(n % 500),
+                    ),
+                );
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
             n
@@ -185,11 +310,27 @@ fn concurrent_gets_during_continuous_rebuilds_always_match_their_etag() {
             std::thread::spawn(move || {
                 let mut checked = 0;
                 for _ in 0..300 {
-                    let mut resp = ureq::get(&format!("http://{addr}/rss.xml")).call().expect("no request fails");
+                    let mut resp = ureq::get(&format!("http://{addr}/rss.xml"))
+                        .call()
+                        .expect("no request fails");
                     assert_eq!(resp.status(), 200);
-                    let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).expect("etag").to_string();
-                    let body = resp.body_mut().with_config().limit(u64::MAX).read_to_vec().expect("body");
-                    assert_eq!(etag, format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&body)), "body and ETag from one snapshot");
+                    let etag = resp
+                        .headers()
+                        .get("etag")
+                        .and_then(|v| v.to_str().ok())
+                        .expect("etag")
+                        .to_string();
+                    let body = resp
+                        .body_mut()
+                        .with_config()
+                        .limit(u64::MAX)
+                        .read_to_vec()
+                        .expect("body");
+                    assert_eq!(
+                        etag,
+                        format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&body)),
+                        "body and ETag from one snapshot"
+                    );
                     checked += 1;
                 }
                 checked
@@ -203,5 +344,8 @@ fn concurrent_gets_during_continuous_rebuilds_always_match_their_etag() {
     server.join().expect("server thread");
     assert_eq!(checked, 1200);
     assert!(edits > 10);
-    assert!(run.store.load().generation > generation_before + 2, "rebuilds happened during the test");
+    assert!(
+        run.store.load().generation > generation_before + 2,
+        "rebuilds happened during the test"
+    );
 }
