@@ -130,6 +130,36 @@ pub struct Snapshot {
     pub problems: Vec<String>,
     /// When the next scheduled post becomes visible.
     pub next_due: Option<DateTime<FixedOffset>>,
+    /// What each feed was rendered from (title and entries, by feed directory), so that the
+    /// next build re-renders only feeds whose inputs changed.
+    inputs: HashMap<String, FeedInputs>,
+}
+
+/// The inputs of one rendered feed. Holding the `Arc`s keeps pointer comparison sound.
+#[derive(Debug)]
+struct FeedInputs {
+    title: String,
+    entries: Vec<Arc<crate::post::Post>>,
+}
+
+impl FeedInputs {
+    fn of(feed: &Feed) -> Self {
+        FeedInputs {
+            title: feed.title.clone(),
+            entries: feed.entries.clone(),
+        }
+    }
+
+    /// Same title and the very same post objects (an unchanged file keeps its `Arc`).
+    fn same_as(&self, feed: &Feed) -> bool {
+        self.title == feed.title
+            && self.entries.len() == feed.entries.len()
+            && self
+                .entries
+                .iter()
+                .zip(&feed.entries)
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+    }
 }
 
 impl Snapshot {
@@ -162,11 +192,29 @@ pub fn build(
     generation: u64,
 ) -> Result<Snapshot, Error> {
     let plan = feed::plan(config, &loaded.posts, now);
-    let jobs: Vec<(&Feed, Format)> = plan
-        .feeds
-        .iter()
-        .flat_map(|f| Format::ALL.into_iter().map(move |format| (f, format)))
-        .collect();
+    let mut files: HashMap<String, Arc<Rendered>> =
+        HashMap::with_capacity(plan.feeds.len() * 3 + 2);
+    // Feeds whose inputs are unchanged keep their files without being rendered again.
+    let unchanged = |feed: &Feed| -> Option<Vec<(String, Arc<Rendered>)>> {
+        let previous = previous?;
+        if !previous.inputs.get(&feed.dir)?.same_as(feed) {
+            return None;
+        }
+        Format::ALL
+            .iter()
+            .map(|f| {
+                let path = format!("{}{}", feed.dir, f.file_name());
+                previous.files.get(&path).map(|file| (path, file.clone()))
+            })
+            .collect()
+    };
+    let mut jobs: Vec<(&Feed, Format)> = Vec::new();
+    for feed in &plan.feeds {
+        match unchanged(feed) {
+            Some(kept) => files.extend(kept),
+            None => jobs.extend(Format::ALL.into_iter().map(|format| (feed, format))),
+        }
+    }
     let reuse = |path: &str, body: &[u8]| -> Option<Arc<Rendered>> {
         let old = previous?.files.get(path)?;
         (old.hash == xxhash_rust::xxh3::xxh3_64(body) && old.body.as_ref() == body)
@@ -188,7 +236,7 @@ pub fn build(
             Ok((path, file))
         })
         .collect::<Result<_, Error>>()?;
-    let mut files: HashMap<String, Arc<Rendered>> = rendered.into_iter().collect();
+    files.extend(rendered);
     let newest = plan
         .feeds
         .iter()
@@ -213,6 +261,11 @@ pub fn build(
     }
     let mut problems: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
     problems.extend(plan.problems);
+    let inputs = plan
+        .feeds
+        .iter()
+        .map(|f| (f.dir.clone(), FeedInputs::of(f)))
+        .collect();
     Ok(Snapshot {
         generation,
         files,
@@ -220,5 +273,6 @@ pub fn build(
         feeds: plan.feeds.len(),
         problems,
         next_due: plan.next_due,
+        inputs,
     })
 }

@@ -1,4 +1,4 @@
-//! JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/) with serde.
+//! JSON Feed 1.1 (<https://www.jsonfeed.org/version/1.1/>) with serde.
 
 use serde::Serialize;
 
