@@ -418,3 +418,44 @@ proptest! {
         support::assert_well_formed_xml(&render::opml(&config, &plan.feeds));
     }
 }
+
+#[test]
+fn summary_only_feeds_carry_no_full_content() {
+    let dir = tempfile::tempdir().expect("tmp");
+    support::write(
+        dir.path(),
+        "a.md",
+        &support::post(
+            "A",
+            "2024-01-01",
+            &["t"],
+            "First paragraph.\n\nSecond paragraph with **markup**.",
+        ),
+    );
+    let config = support::config_for(dir.path(), "[feed]\ncontent = \"summary\"\n");
+    let snapshot = support::build(&config);
+    let rss = support::text(&snapshot, "rss.xml");
+    assert!(
+        !rss.contains("content:encoded") && rss.contains("<description>"),
+        "{rss}"
+    );
+    let atom = support::text(&snapshot, "atom.xml");
+    assert!(
+        !atom.contains("<content") && atom.contains("<summary>"),
+        "{atom}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&support::text(&snapshot, "feed.json")).expect("json");
+    assert!(json["items"][0].get("content_html").is_none());
+    assert_eq!(
+        json["items"][0]["content_text"],
+        json["items"][0]["summary"]
+    );
+    for path in ["rss.xml", "atom.xml", "feed.json"] {
+        assert_eq!(
+            parse_back(&snapshot.files[path].body).entries.len(),
+            1,
+            "{path}"
+        );
+    }
+}

@@ -349,3 +349,55 @@ fn concurrent_gets_during_continuous_rebuilds_always_match_their_etag() {
         "rebuilds happened during the test"
     );
 }
+
+#[test]
+fn poll_mode_sees_changes_without_notifications() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = start(dir.path(), "mode = \"poll\"\npoll_interval_ms = 100\n");
+    support::write(
+        dir.path(),
+        "p.md",
+        &support::post("Polled", "2024-01-01", &["t"], "x"),
+    );
+    wait_for(&run.store, "post seen by polling", |r| r.contains("Polled"));
+    // Same size, same second: only a content comparison notices this edit.
+    support::write(
+        dir.path(),
+        "p.md",
+        &support::post("Pollee", "2024-01-01", &["t"], "x"),
+    );
+    wait_for(&run.store, "edit seen by polling", |r| r.contains("Pollee"));
+}
+
+#[test]
+fn healthz_is_degraded_while_a_post_is_broken() {
+    let dir = tempfile::tempdir().expect("tmp");
+    support::write(
+        dir.path(),
+        "ok.md",
+        &support::post("Fine", "2024-01-01", &["t"], "x"),
+    );
+    support::write(dir.path(), "bad.md", "---\ntitle: Missing date\n---\n");
+    let run = start(dir.path(), "");
+    let state = actix_web::web::Data::new(feedsmith::server::AppState {
+        store: run.store.clone(),
+        cache_control: "max-age=60".into(),
+    });
+    let json = actix_web::rt::System::new().block_on(async move {
+        let app = actix_web::test::init_service(
+            actix_web::App::new().configure(feedsmith::server::configure(state)),
+        )
+        .await;
+        let req = actix_web::test::TestRequest::get()
+            .uri("/healthz")
+            .to_request();
+        let body = actix_web::test::call_and_read_body(&app, req).await;
+        serde_json::from_slice::<serde_json::Value>(&body).expect("json")
+    });
+    assert_eq!(json["status"], "degraded");
+    assert_eq!(
+        json["problems"][0],
+        "`bad.md`:2:1: front matter field `date` is required"
+    );
+    assert_eq!(json["posts"], 1);
+}
