@@ -78,7 +78,8 @@ pub fn write(snapshot: &Snapshot, out: &Path, progress: &dyn Fn()) -> Result<Sum
         };
         let path = out.join(key);
         let gz = out.join(format!("{key}.gz"));
-        for (p, bytes) in [(&path, &file.body), (&gz, &file.gzip)] {
+        let identity = file.decompress();
+        for (p, bytes) in [(&path, &identity[..]), (&gz, &file.gzip[..])] {
             if write_if_changed(p, bytes)? {
                 summary.written += 1;
             } else {

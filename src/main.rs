@@ -146,7 +146,7 @@ fn export_cmd(config: &Config, out: Option<PathBuf>) -> anyhow::Result<Option<Sk
 
 fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>> {
     let bind = bind.unwrap_or_else(|| config.server.bind.clone());
-    let mut publisher = watch::Publisher::new(config.clone());
+    let mut publisher = watch::Publisher::new(config.clone()).with_background_brotli();
     let first = publisher.rebuild(None)?;
     let store = publisher.store();
     tracing::info!(

@@ -412,7 +412,8 @@ fn plain_text(events: &[Event<'_>]) -> String {
 /// Cuts plain text to at most `max` grapheme clusters, preferring a sentence end in the
 /// second half of the window, and marks a cut with an ellipsis.
 pub fn truncate(text: &str, max: usize) -> String {
-    let graphemes: Vec<&str> = text.graphemes(true).collect();
+    // Only the window matters: never segment more than `max + 1` clusters of a long text.
+    let graphemes: Vec<&str> = text.graphemes(true).take(max + 1).collect();
     if graphemes.len() <= max {
         return text.to_string();
     }

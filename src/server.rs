@@ -57,7 +57,7 @@ pub fn decide(
     accept_encoding: Option<&AcceptEncoding>,
     file: &Rendered,
 ) -> Decision {
-    let encoding = negotiate(accept_encoding);
+    let encoding = negotiate(accept_encoding, file.brotli_ready().is_some());
     let not_modified = match if_none_match {
         Some(IfNoneMatch::Any) => true,
         Some(IfNoneMatch::Items(tags)) => {
@@ -79,8 +79,9 @@ pub fn decide(
 
 /// The precomputed coding the client accepts best (RFC 9110 §12.5.3): a coding's weight is
 /// its own q-value, else that of `*`, else 0 (identity: acceptable unless excluded). Highest weight
-/// wins; ties go to br, then gzip, then identity. Nothing acceptable: identity.
-pub fn negotiate(accept_encoding: Option<&AcceptEncoding>) -> Encoding {
+/// wins; ties go to br, then gzip, then identity. Nothing acceptable: identity. br is offered
+/// only once its body is ready.
+pub fn negotiate(accept_encoding: Option<&AcceptEncoding>, brotli_ready: bool) -> Encoding {
     let Some(accept) = accept_encoding else {
         return Encoding::Identity;
     };
@@ -97,11 +98,13 @@ pub fn negotiate(accept_encoding: Option<&AcceptEncoding>) -> Encoding {
         };
         explicit.or_else(any).unwrap_or(default)
     };
+    let brotli = if brotli_ready {
+        weight(HeaderEncoding::brotli(), Quality::ZERO)
+    } else {
+        Quality::ZERO
+    };
     let candidates = [
-        (
-            Encoding::Brotli,
-            weight(HeaderEncoding::brotli(), Quality::ZERO),
-        ),
+        (Encoding::Brotli, brotli),
         (
             Encoding::Gzip,
             weight(HeaderEncoding::gzip(), Quality::ZERO),
@@ -254,7 +257,10 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
     if let Some(ce) = content_encoding(encoding) {
         builder.insert_header((header::CONTENT_ENCODING, ce));
     }
-    builder.body(file.body(encoding).clone())
+    builder.body(
+        file.body(encoding)
+            .unwrap_or_else(|| file.identity().clone()),
+    )
 }
 
 async fn healthz(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

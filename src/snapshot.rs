@@ -4,8 +4,8 @@
 //! with a single pointer swap. Nothing here touches the filesystem.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::Arc;
+use std::io::{Read, Write};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use actix_web::web::Bytes;
@@ -19,14 +19,19 @@ use crate::error::Error;
 use crate::feed::{self, Feed};
 use crate::render::{self, Format};
 
-/// One file, ready to send: bodies in every encoding and the validators.
-#[derive(Debug, Clone)]
+/// One file, ready to send. gzip is computed at build time; the identity body is kept only
+/// once somebody asks for it (most clients accept gzip, and memory should follow what is
+/// served); brotli is filled in off the request path after publishing (`fill_brotli`).
+#[derive(Debug)]
 pub struct Rendered {
     pub content_type: &'static str,
-    pub body: Bytes,
     pub gzip: Bytes,
-    pub br: Bytes,
-    /// Stable hash of `body` (xxh3-64): the ETag and the reuse key.
+    identity: OnceLock<Bytes>,
+    br: OnceLock<Bytes>,
+    brotli_quality: u32,
+    /// Length of the identity body.
+    pub len: usize,
+    /// Stable hash of the identity body (xxh3-64): the ETag and the reuse key.
     pub hash: u64,
     /// Newest entry time, to the second.
     pub last_modified: SystemTime,
@@ -41,22 +46,21 @@ pub enum Encoding {
 }
 
 impl Rendered {
-    /// Compresses `body` (gzip at `gzip_level`, brotli at `brotli_quality`) and hashes it.
+    /// Hashes and gzips `body` (at `export.gzip_level`).
     pub fn new(
         content_type: &'static str,
         body: Vec<u8>,
         last_modified: DateTime<FixedOffset>,
         config: &Config,
     ) -> Rendered {
-        let hash = xxhash_rust::xxh3::xxh3_64(&body);
-        let gzip = gzip(&body, config.export.gzip_level);
-        let br = brotli(&body, config.export.brotli_quality);
         Rendered {
             content_type,
-            body: Bytes::from(body),
-            gzip: Bytes::from(gzip),
-            br: Bytes::from(br),
-            hash,
+            gzip: Bytes::from(gzip(&body, config.export.gzip_level)),
+            identity: OnceLock::new(),
+            br: OnceLock::new(),
+            brotli_quality: config.export.brotli_quality,
+            len: body.len(),
+            hash: xxhash_rust::xxh3::xxh3_64(&body),
             last_modified: to_system_time(last_modified),
         }
     }
@@ -71,14 +75,49 @@ impl Rendered {
         }
     }
 
-    /// Body in one encoding.
-    pub fn body(&self, encoding: Encoding) -> &Bytes {
+    /// The identity body, decompressed once and then kept.
+    pub fn identity(&self) -> &Bytes {
+        self.identity.get_or_init(|| Bytes::from(self.decompress()))
+    }
+
+    /// The identity body without keeping it (export, brotli input).
+    pub fn decompress(&self) -> Vec<u8> {
+        if let Some(body) = self.identity.get() {
+            return body.to_vec();
+        }
+        let mut out = Vec::with_capacity(self.len);
+        // Our own gzip output always decodes; an empty body would fail the hash check in tests.
+        let _ = flate2::read::GzDecoder::new(&self.gzip[..]).read_to_end(&mut out);
+        out
+    }
+
+    /// The brotli body, if it has been computed yet.
+    pub fn brotli_ready(&self) -> Option<&Bytes> {
+        self.br.get()
+    }
+
+    /// Computes the brotli body (idempotent).
+    pub fn fill_brotli(&self) -> &Bytes {
+        self.br
+            .get_or_init(|| Bytes::from(brotli(&self.decompress(), self.brotli_quality)))
+    }
+
+    /// Body in one encoding (`Brotli` only once filled; the identity body is materialized).
+    pub fn body(&self, encoding: Encoding) -> Option<Bytes> {
         match encoding {
-            Encoding::Identity => &self.body,
-            Encoding::Gzip => &self.gzip,
-            Encoding::Brotli => &self.br,
+            Encoding::Identity => Some(self.identity().clone()),
+            Encoding::Gzip => Some(self.gzip.clone()),
+            Encoding::Brotli => self.br.get().cloned(),
         }
     }
+}
+
+/// Computes brotli bodies for every file of `snapshot` that lacks one. Run off the request
+/// path after publishing; until then clients that accept gzip get gzip.
+pub fn fill_brotli(snapshot: &Snapshot) {
+    snapshot.files.par_iter().for_each(|(_, file)| {
+        file.fill_brotli();
+    });
 }
 
 fn to_system_time(t: DateTime<FixedOffset>) -> SystemTime {
@@ -217,8 +256,8 @@ pub fn build(
     }
     let reuse = |path: &str, body: &[u8]| -> Option<Arc<Rendered>> {
         let old = previous?.files.get(path)?;
-        (old.hash == xxhash_rust::xxh3::xxh3_64(body) && old.body.as_ref() == body)
-            .then(|| old.clone())
+        // xxh3-64 with the length: a collision here would need an adversarial post.
+        (old.len == body.len() && old.hash == xxhash_rust::xxh3::xxh3_64(body)).then(|| old.clone())
     };
     let rendered: Vec<(String, Arc<Rendered>)> = jobs
         .par_iter()

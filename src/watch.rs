@@ -45,6 +45,8 @@ pub struct Publisher {
     config: Config,
     cache: Cache,
     store: Arc<SnapshotStore>,
+    /// Where published snapshots go to get their brotli bodies (when serving).
+    brotli: Option<Sender<Arc<Snapshot>>>,
 }
 
 impl Publisher {
@@ -54,7 +56,30 @@ impl Publisher {
             config,
             cache: Cache::default(),
             store: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
+            brotli: None,
         }
+    }
+
+    /// Computes brotli bodies of each published snapshot on a background thread (only the
+    /// newest one queued), so publishing never waits for the slow compressor.
+    pub fn with_background_brotli(mut self) -> Self {
+        let (sender, receiver) = channel::<Arc<Snapshot>>();
+        let spawned = std::thread::Builder::new()
+            .name("feedsmith-brotli".into())
+            .spawn(move || {
+                while let Ok(mut snapshot) = receiver.recv() {
+                    // Skip to the newest snapshot; older ones are no longer served.
+                    while let Ok(newer) = receiver.try_recv() {
+                        snapshot = newer;
+                    }
+                    snapshot::fill_brotli(&snapshot);
+                }
+            });
+        match spawned {
+            Ok(_) => self.brotli = Some(sender),
+            Err(e) => tracing::warn!("no brotli thread ({e}); serving gzip only"),
+        }
+        self
     }
 
     /// The store the server reads from.
@@ -98,7 +123,11 @@ impl Publisher {
         for problem in &loaded.errors {
             tracing::warn!("{problem}");
         }
-        self.store.store(Arc::new(next));
+        let next = Arc::new(next);
+        self.store.store(next.clone());
+        if let Some(brotli) = &self.brotli {
+            let _ = brotli.send(next);
+        }
         let report = Report {
             files_changed: refresh.parsed + refresh.removed,
             feeds_changed,

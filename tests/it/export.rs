@@ -73,7 +73,7 @@ fn gz_siblings_decompress_to_their_files_and_equal_served_gzip() {
         );
         assert_eq!(
             plain,
-            snap.files[path].body.to_vec(),
+            snap.files[path].decompress(),
             "{path}: exported = served"
         );
     }

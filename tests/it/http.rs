@@ -421,3 +421,24 @@ fn the_real_binary_serves_a_feed_to_a_real_http_client() {
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("content-length").is_some());
 }
+
+#[actix_web::test]
+async fn brotli_is_offered_only_once_its_body_is_ready() {
+    let config = support::site_config(&support::root().join("content"));
+    let loaded = feedsmith::content::load(&config).expect("loads");
+    let snap =
+        feedsmith::snapshot::build(&config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
+            .expect("builds");
+    let snap = Arc::new(snap);
+    let store = Arc::new(ArcSwap::new(snap.clone()));
+    let state = web::Data::new(AppState {
+        store,
+        cache_control: CACHE_CONTROL.to_string(),
+    });
+    let app = atest::init_service(App::new().configure(server::configure(state))).await;
+    let before = get(&app, "/rss.xml", &[("Accept-Encoding", "br, gzip")]).await;
+    assert_eq!(header_of(&before, header::CONTENT_ENCODING), "gzip");
+    feedsmith::snapshot::fill_brotli(&snap);
+    let after = get(&app, "/rss.xml", &[("Accept-Encoding", "br, gzip")]).await;
+    assert_eq!(header_of(&after, header::CONTENT_ENCODING), "br");
+}

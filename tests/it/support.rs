@@ -63,10 +63,11 @@ pub fn post(title: &str, date: &str, tags: &[&str], body: &str) -> String {
 /// Loads and builds a snapshot at the current time.
 pub fn build(config: &Config) -> Arc<snapshot::Snapshot> {
     let loaded = content::load(config).expect("content loads");
-    Arc::new(
-        snapshot::build(config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
-            .expect("builds"),
-    )
+    let snap = snapshot::build(config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
+        .expect("builds");
+    // As the server does after publishing.
+    snapshot::fill_brotli(&snap);
+    Arc::new(snap)
 }
 
 /// Body of a snapshot file as text.
@@ -75,7 +76,7 @@ pub fn text(snapshot: &snapshot::Snapshot, path: &str) -> String {
         .files
         .get(path)
         .unwrap_or_else(|| panic!("no file `{path}` in {:?}", snapshot.paths()));
-    String::from_utf8(file.body.to_vec()).expect("utf-8")
+    String::from_utf8(file.decompress()).expect("utf-8")
 }
 
 /// Asserts `bytes` is well-formed XML by a strict parser.

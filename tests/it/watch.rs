@@ -34,7 +34,7 @@ fn rss(store: &SnapshotStore) -> String {
         .load()
         .files
         .get("rss.xml")
-        .map(|f| String::from_utf8_lossy(&f.body).into_owned())
+        .map(|f| String::from_utf8_lossy(f.identity()).into_owned())
         .unwrap_or_default()
 }
 
