@@ -272,7 +272,7 @@ fn multilingual_content_gets_per_language_feeds_that_never_mix() {
         ("en/categories/blog/feed.json", "en"),
     ] {
         let parsed = parse_back(
-            &snapshot
+            snapshot
                 .files
                 .get(path)
                 .unwrap_or_else(|| panic!("{path}"))
