@@ -119,7 +119,7 @@ pub struct Watch {
 #[derive(Debug, Clone)]
 pub struct Export {
     pub dir: PathBuf,
-    /// gzip level of the `.gz` siblings and of served gzip bodies (1-9).
+    /// gzip level of the `.gz` siblings and of served gzip bodies (libdeflate, 1-12).
     pub gzip_level: u32,
     /// Brotli quality of served br bodies (0-11).
     pub brotli_quality: u32,
@@ -250,7 +250,7 @@ impl Default for RawExport {
     fn default() -> Self {
         RawExport {
             dir: "feeds".into(),
-            gzip_level: 6,
+            gzip_level: 9,
             brotli_quality: 6,
         }
     }
@@ -342,8 +342,8 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, String> {
     if raw.content.summary_length < 10 {
         return Err("`content.summary_length` must be at least 10".into());
     }
-    if !(1..=9).contains(&raw.export.gzip_level) {
-        return Err("`export.gzip_level` must be between 1 and 9".into());
+    if !(1..=12).contains(&raw.export.gzip_level) {
+        return Err("`export.gzip_level` must be between 1 and 12".into());
     }
     if raw.export.brotli_quality > 11 {
         return Err("`export.brotli_quality` must be between 0 and 11".into());

@@ -38,8 +38,9 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(write_error(dir))?;
     let mut tmp = tempfile_in(dir, path)?;
+    // No fsync per file: the rename keeps each file whole for readers, and an export
+    // interrupted by a crash is simply run again (it is reproducible to the byte).
     tmp.1.write_all(bytes).map_err(write_error(&tmp.0))?;
-    tmp.1.sync_all().map_err(write_error(&tmp.0))?;
     drop(tmp.1);
     std::fs::rename(&tmp.0, path).map_err(write_error(path))?;
     Ok(true)

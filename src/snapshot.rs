@@ -85,10 +85,7 @@ impl Rendered {
         if let Some(body) = self.identity.get() {
             return body.to_vec();
         }
-        let mut out = Vec::with_capacity(self.len);
-        // Our own gzip output always decodes; an empty body would fail the hash check in tests.
-        let _ = flate2::read::GzDecoder::new(&self.gzip[..]).read_to_end(&mut out);
-        out
+        gunzip(&self.gzip, self.len)
     }
 
     /// The brotli body, if it has been computed yet.
@@ -129,15 +126,40 @@ fn to_system_time(t: DateTime<FixedOffset>) -> SystemTime {
     }
 }
 
-/// gzip with the given level (fixed header: no name, no mtime, so bytes are deterministic).
+/// gzip at `level` (1-12) with libdeflate: no file name, no mtime, so the bytes are
+/// deterministic. libdeflate's level 9 is both smaller and faster than zlib's level 9.
 pub fn gzip(body: &[u8], level: u32) -> Vec<u8> {
-    let mut encoder = flate2::GzBuilder::new().mtime(0).write(
-        Vec::with_capacity(body.len() / 3),
-        flate2::Compression::new(level),
-    );
-    // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(body);
-    encoder.finish().unwrap_or_default()
+    let level = libdeflater::CompressionLvl::new(level.clamp(1, 12) as i32)
+        .unwrap_or_else(|_| libdeflater::CompressionLvl::default());
+    let mut compressor = libdeflater::Compressor::new(level);
+    let mut out = vec![0; compressor.gzip_compress_bound(body.len())];
+    match compressor.gzip_compress(body, &mut out) {
+        Ok(n) => {
+            out.truncate(n);
+            out
+        }
+        // Cannot happen with a buffer of the bound's size; fall back to a stored stream.
+        Err(_) => {
+            let mut fallback = flate2::GzBuilder::new()
+                .mtime(0)
+                .write(Vec::new(), flate2::Compression::none());
+            let _ = fallback.write_all(body);
+            fallback.finish().unwrap_or_default()
+        }
+    }
+}
+
+/// Decompresses our own gzip output of known length.
+fn gunzip(gzip: &[u8], len: usize) -> Vec<u8> {
+    let mut out = vec![0; len];
+    match libdeflater::Decompressor::new().gzip_decompress(gzip, &mut out) {
+        Ok(n) if n == len => out,
+        _ => {
+            let mut out = Vec::with_capacity(len);
+            let _ = flate2::read::GzDecoder::new(gzip).read_to_end(&mut out);
+            out
+        }
+    }
 }
 
 /// brotli with the given quality.
