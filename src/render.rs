@@ -58,13 +58,29 @@ pub const OPML_PATH: &str = "feeds.opml";
 /// Path of the HTML index.
 pub const INDEX_PATH: &str = "index.html";
 
+/// The HTML content of a feed's entries, decompressed once for all formats (`None` for
+/// summary-only feeds).
+pub fn contents(config: &Config, feed: &Feed) -> Option<Vec<String>> {
+    (config.feed.content == ContentMode::Full)
+        .then(|| feed.entries.iter().map(|p| p.content_html.text()).collect())
+}
+
 /// Renders one feed in one format.
 pub fn render(config: &Config, feed: &Feed, format: Format) -> Result<Vec<u8>, Error> {
-    let full = config.feed.content == ContentMode::Full;
+    render_with(config, feed, format, contents(config, feed).as_deref())
+}
+
+/// Renders one feed in one format with its entries' `contents` (see [`contents`]).
+pub fn render_with(
+    config: &Config,
+    feed: &Feed,
+    format: Format,
+    contents: Option<&[String]>,
+) -> Result<Vec<u8>, Error> {
     let result = match format {
-        Format::Rss => rss::render(config, feed, full),
-        Format::Atom => atom::render(config, feed, full),
-        Format::Json => json::render(config, feed, full),
+        Format::Rss => rss::render(config, feed, contents),
+        Format::Atom => atom::render(config, feed, contents),
+        Format::Json => json::render(config, feed, contents),
     };
     result.map_err(|message| Error::Render {
         path: format!("{}{}", feed.dir, format.file_name()),

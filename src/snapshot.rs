@@ -269,35 +269,46 @@ pub fn build(
             })
             .collect()
     };
-    let mut jobs: Vec<(&Feed, Format)> = Vec::new();
-    for feed in &plan.feeds {
-        match unchanged(feed) {
-            Some(kept) => files.extend(kept),
-            None => jobs.extend(Format::ALL.into_iter().map(|format| (feed, format))),
-        }
-    }
+    let jobs: Vec<&Feed> = plan
+        .feeds
+        .iter()
+        .filter(|feed| match unchanged(feed) {
+            Some(kept) => {
+                files.extend(kept);
+                false
+            }
+            None => true,
+        })
+        .collect();
     let reuse = |path: &str, body: &[u8]| -> Option<Arc<Rendered>> {
         let old = previous?.files.get(path)?;
         // xxh3-64 with the length: a collision here would need an adversarial post.
         (old.len == body.len() && old.hash == xxhash_rust::xxh3::xxh3_64(body)).then(|| old.clone())
     };
-    let rendered: Vec<(String, Arc<Rendered>)> = jobs
+    // One job per feed: its entries' HTML is decompressed once for the three formats.
+    let rendered: Vec<Vec<(String, Arc<Rendered>)>> = jobs
         .par_iter()
-        .map(|(feed, format)| {
-            let path = format!("{}{}", feed.dir, format.file_name());
-            let body = render::render(config, feed, *format)?;
-            let file = reuse(&path, &body).unwrap_or_else(|| {
-                Arc::new(Rendered::new(
-                    format.content_type(),
-                    body,
-                    feed.updated,
-                    config,
-                ))
-            });
-            Ok((path, file))
+        .map(|feed| {
+            let contents = render::contents(config, feed);
+            Format::ALL
+                .iter()
+                .map(|format| {
+                    let path = format!("{}{}", feed.dir, format.file_name());
+                    let body = render::render_with(config, feed, *format, contents.as_deref())?;
+                    let file = reuse(&path, &body).unwrap_or_else(|| {
+                        Arc::new(Rendered::new(
+                            format.content_type(),
+                            body,
+                            feed.updated,
+                            config,
+                        ))
+                    });
+                    Ok((path, file))
+                })
+                .collect()
         })
         .collect::<Result<_, Error>>()?;
-    files.extend(rendered);
+    files.extend(rendered.into_iter().flatten());
     let newest = plan
         .feeds
         .iter()

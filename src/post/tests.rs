@@ -183,12 +183,16 @@ fn urls_in_markdown_and_raw_html_become_absolute() {
         "href=\"https://www.openeuler.org/img/x.html\"",
     ] {
         assert!(
-            p.content_html.contains(expected),
+            p.content_html.text().contains(expected),
             "missing {expected} in {}",
-            p.content_html
+            p.content_html.text()
         );
     }
-    assert!(!p.content_html.contains("\"./"), "{}", p.content_html);
+    assert!(
+        !p.content_html.text().contains("\"./"),
+        "{}",
+        p.content_html.text()
+    );
 }
 
 #[test]
@@ -199,9 +203,10 @@ fn soft_breaks_between_cjk_characters_disappear() {
     );
     assert!(
         p.content_html
+            .text()
             .contains("共建全球开源新生态。openEuler\n社区 and\nmore"),
         "{}",
-        p.content_html
+        p.content_html.text()
     );
     assert!(
         p.summary
@@ -300,7 +305,7 @@ fn bom_crlf_and_forbidden_characters_are_handled() {
         "\u{FEFF}---\r\ntitle: \"A\\u0001B\\uFFFEC\"\r\ndate: 2024-01-01\r\n---\r\nx\u{0B}y\r\n",
     );
     assert_eq!(p.title, "ABC");
-    assert!(!p.content_html.contains('\u{0B}') && p.content_html.contains("xy"));
+    assert!(!p.content_html.text().contains('\u{0B}') && p.content_html.text().contains("xy"));
 }
 
 #[test]
@@ -412,4 +417,19 @@ fn xml_safe_strips_only_forbidden_characters() {
         "abc\td\ne\rfgh\u{1F600}"
     );
     assert!(matches!(xml_safe("clean"), Cow::Borrowed(_)));
+}
+
+#[test]
+fn html_round_trips_through_its_compressed_form() {
+    for text in [
+        "",
+        "<p>短</p>",
+        &"<p>共建全球开源新生态 openEuler &amp; more</p>\n".repeat(500),
+    ] {
+        let html = Html::new(text);
+        assert_eq!(html.text(), text);
+        if text.len() > 1000 {
+            assert!(html.compressed_len() * 4 < text.len(), "{html:?}");
+        }
+    }
 }

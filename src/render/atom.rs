@@ -25,7 +25,12 @@ fn link(href: String, rel: &str, mime: Option<&str>) -> Link {
     }
 }
 
-pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>, String> {
+pub(super) fn render(
+    config: &Config,
+    feed: &Feed,
+    contents: Option<&[String]>,
+) -> Result<Vec<u8>, String> {
+    let content = |i: usize| contents.and_then(|c| c.get(i)).cloned();
     let site_author = if config.site.author.is_empty() {
         config.site.title.as_str()
     } else {
@@ -34,7 +39,8 @@ pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>
     let entries = feed
         .entries
         .iter()
-        .map(|post| {
+        .enumerate()
+        .map(|(i, post)| {
             let mut links = vec![link(post.url.clone(), "alternate", Some("text/html"))];
             if let Some(banner) = &post.banner {
                 links.push(link(banner.clone(), "enclosure", Some(image_type(banner))));
@@ -60,8 +66,8 @@ pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>
                     .collect(),
                 links,
                 summary: Some(Text::plain(post.summary.clone())),
-                content: full.then(|| Content {
-                    value: Some(post.content_html.clone()),
+                content: content(i).map(|html| Content {
+                    value: Some(html),
                     content_type: Some("html".to_string()),
                     ..Content::default()
                 }),

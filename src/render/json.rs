@@ -46,7 +46,12 @@ struct Item<'a> {
     language: &'a str,
 }
 
-pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>, String> {
+pub(super) fn render(
+    config: &Config,
+    feed: &Feed,
+    contents: Option<&[String]>,
+) -> Result<Vec<u8>, String> {
+    let full = contents.is_some();
     let json = JsonFeed {
         version: "https://jsonfeed.org/version/1.1",
         title: &feed.title,
@@ -63,11 +68,12 @@ pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>
         items: feed
             .entries
             .iter()
-            .map(|post| Item {
+            .enumerate()
+            .map(|(i, post)| Item {
                 id: &post.id,
                 url: &post.url,
                 title: &post.title,
-                content_html: full.then_some(post.content_html.as_str()),
+                content_html: contents.and_then(|c| c.get(i)).map(String::as_str),
                 // JSON Feed requires content: summary-only feeds carry the summary as text.
                 content_text: (!full).then_some(post.summary.as_str()),
                 summary: &post.summary,

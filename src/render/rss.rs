@@ -28,11 +28,17 @@ fn media(name: &str, url: &str, medium: bool) -> Extension {
     }
 }
 
-pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>, String> {
+pub(super) fn render(
+    config: &Config,
+    feed: &Feed,
+    contents: Option<&[String]>,
+) -> Result<Vec<u8>, String> {
+    let content = |i: usize| contents.and_then(|c| c.get(i)).cloned();
     let items = feed
         .entries
         .iter()
-        .map(|post| {
+        .enumerate()
+        .map(|(i, post)| {
             let mut extensions = ExtensionMap::new();
             if let Some(banner) = &post.banner {
                 let mut m = BTreeMap::new();
@@ -61,7 +67,7 @@ pub(super) fn render(config: &Config, feed: &Feed, full: bool) -> Result<Vec<u8>
                 title: Some(post.title.clone()),
                 link: Some(post.url.clone()),
                 description: Some(post.summary.clone()),
-                content: full.then(|| post.content_html.clone()),
+                content: content(i),
                 pub_date: Some(post.date.to_rfc2822()),
                 guid: Some(Guid {
                     value: post.id.clone(),
