@@ -241,14 +241,13 @@ impl Cache {
     /// were parsed.
     fn update(&mut self, config: &Config, files: &[PathBuf]) -> usize {
         let dir = &config.content.dir;
-        let known: HashMap<&PathBuf, u64> = self.entries.iter().map(|(p, e)| (p, e.hash)).collect();
         let results: Vec<Read> = files
             .par_iter()
             .map(|rel| match read(dir, rel) {
                 Err(e) => (rel.clone(), 0, Some(Err(e))),
                 Ok(bytes) => {
                     let h = hash(&bytes);
-                    if known.get(rel) == Some(&h) {
+                    if self.entries.get(rel).map(|e| e.hash) == Some(h) {
                         return (rel.clone(), h, None);
                     }
                     let parsed =

@@ -109,12 +109,13 @@ impl Rendered {
     }
 }
 
-/// Computes brotli bodies for every file of `snapshot` that lacks one. Run off the request
-/// path after publishing; until then clients that accept gzip get gzip.
+/// Computes brotli bodies for every file of `snapshot` that lacks one, sequentially on the
+/// calling thread (not the shared thread pool, so rebuilds are never queued behind it). Run
+/// off the request path after publishing; until then clients that accept gzip get gzip.
 pub fn fill_brotli(snapshot: &Snapshot) {
-    snapshot.files.par_iter().for_each(|(_, file)| {
+    for file in snapshot.files.values() {
         file.fill_brotli();
-    });
+    }
 }
 
 fn to_system_time(t: DateTime<FixedOffset>) -> SystemTime {

@@ -235,6 +235,9 @@ fn start_watcher(
         .canonicalize()
         .unwrap_or_else(|_| config.content.dir.clone());
     let debounce = Duration::from_millis(config.watch.debounce_ms.max(1));
+    // The debouncer looks for settled events every tick; its default (a quarter of the
+    // debounce) adds up to 25 ms to a 100 ms debounce. A tenth, at least 2 ms, is cheap.
+    let tick = Some((debounce / 10).max(Duration::from_millis(2)));
     let watch_err = |e: notify::Error| Error::Watch {
         path: root.clone(),
         message: e.to_string(),
@@ -245,7 +248,7 @@ fn start_watcher(
         let r = root.clone();
         let attempt = new_debouncer_opt::<_, notify::RecommendedWatcher, RecommendedCache>(
             debounce,
-            None,
+            tick,
             move |res| forward(&r, &tx, res),
             RecommendedCache::new(),
             notify::Config::default(),
@@ -265,7 +268,7 @@ fn start_watcher(
     let r = root.clone();
     let mut d = new_debouncer_opt::<_, notify::PollWatcher, RecommendedCache>(
         debounce,
-        None,
+        tick,
         move |res| forward(&r, &tx, res),
         RecommendedCache::new(),
         notify::Config::default()
