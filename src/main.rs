@@ -177,15 +177,17 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
             println!("listening on http://{addr}/");
         }
         #[cfg(unix)]
-        actix_web::rt::spawn(async move {
+        {
+            // Registered before serving, so a SIGHUP never meets the default action (exit).
             use tokio::signal::unix::{SignalKind, signal};
-            if let Ok(mut stream) = signal(SignalKind::hangup()) {
-                while stream.recv().await.is_some() {
+            let mut hangups = signal(SignalKind::hangup()).map_err(feedsmith::Error::Io)?;
+            actix_web::rt::spawn(async move {
+                while hangups.recv().await.is_some() {
                     tracing::info!("SIGHUP: full reload");
                     let _ = hup.send(watch::Msg::Full);
                 }
-            }
-        });
+            });
+        }
         srv.run().await.map_err(feedsmith::Error::Io)
     })?;
     handle.stop();
