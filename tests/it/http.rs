@@ -415,11 +415,28 @@ fn the_real_binary_serves_a_feed_to_a_real_http_client() {
             .expect("body");
         assert_eq!(length, body.len(), "{coding}");
     }
+    // SIGHUP reloads instead of killing; SIGTERM shuts down gracefully with exit code 0.
+    let pid = child.0.id().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {name}");
+    };
+    signal("-HUP");
+    let resp = ureq::get(&format!("{base}healthz"))
+        .call()
+        .expect("still serving after SIGHUP");
+    assert_eq!(resp.status(), 200);
     let resp = ureq::head(&format!("{base}feed.json"))
         .call()
         .expect("HEAD");
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("content-length").is_some());
+    signal("-TERM");
+    let status = child.0.wait().expect("exits");
+    assert_eq!(status.code(), Some(0), "graceful shutdown exits 0");
 }
 
 #[actix_web::test]
