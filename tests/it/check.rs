@@ -556,6 +556,21 @@ fn config_toml(content_dir: &Path) -> String {
     )
 }
 
+/// Exit code 2, nothing on stdout, and stderr starting with `expected`.
+fn assert_fatal(output: &Output, expected: &str) {
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.starts_with(expected),
+        "{stderr}\nshould start with {expected}"
+    );
+    assert!(stdout.is_empty(), "nothing was checked: {stdout}");
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -619,21 +634,11 @@ fn check_exits_2_naming_an_unknown_config_key_and_its_line() {
         dir.to_string_lossy()
     );
     let (output, path, _tmp) = run_check(&config);
-    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
     let expected = format!(
         "error: invalid config `{}`: 3:1: unknown field `tittle`",
         path.display()
     );
-    assert!(
-        stderr.starts_with(&expected),
-        "{stderr}\nshould start with {expected}"
-    );
-    assert!(stdout.is_empty(), "nothing was checked: {stdout}");
+    assert_fatal(&output, &expected);
 }
 
 #[test]
@@ -641,19 +646,9 @@ fn check_exits_2_when_the_content_dir_is_missing() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let missing = tmp.path().join("no-such-dir");
     let (output, _, _config_tmp) = run_check(&config_toml(&missing));
-    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
     let expected = format!(
         "error: content directory `{}` cannot be read",
         missing.display()
     );
-    assert!(
-        stderr.starts_with(&expected),
-        "{stderr}\nshould start with {expected}"
-    );
-    assert!(stdout.is_empty(), "nothing was checked: {stdout}");
+    assert_fatal(&output, &expected);
 }

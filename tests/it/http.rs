@@ -378,17 +378,9 @@ fn the_real_binary_serves_a_feed_to_a_real_http_client() {
         .strip_prefix("listening on ")
         .expect("announces its address")
         .to_string();
-    let mut resp = ureq::get(&format!("{base}rss.xml"))
-        .call()
-        .expect("GET /rss.xml");
-    assert_eq!(resp.status(), 200);
-    let etag = resp
-        .headers()
-        .get("etag")
-        .and_then(|v| v.to_str().ok())
-        .expect("etag")
-        .to_string();
-    let body = resp.body_mut().read_to_string().expect("body");
+    let (status, etag, body) = support::fetch(&format!("{base}rss.xml"));
+    assert_eq!(status, 200);
+    let body = String::from_utf8(body).expect("utf-8");
     assert!(body.contains("<rss version=\"2.0\""));
     let resp = ureq::get(&format!("{base}rss.xml"))
         .header("If-None-Match", &etag)

@@ -104,3 +104,23 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// GETs `url` with a real HTTP client: status, identity ETag and the raw body.
+pub fn fetch(url: &str) -> (u16, String, Vec<u8>) {
+    let mut resp = ureq::get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let etag = resp
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .expect("body");
+    (resp.status().as_u16(), etag, body)
+}

@@ -310,22 +310,8 @@ fn concurrent_gets_during_continuous_rebuilds_always_match_their_etag() {
             std::thread::spawn(move || {
                 let mut checked = 0;
                 for _ in 0..300 {
-                    let mut resp = ureq::get(&format!("http://{addr}/rss.xml"))
-                        .call()
-                        .expect("no request fails");
-                    assert_eq!(resp.status(), 200);
-                    let etag = resp
-                        .headers()
-                        .get("etag")
-                        .and_then(|v| v.to_str().ok())
-                        .expect("etag")
-                        .to_string();
-                    let body = resp
-                        .body_mut()
-                        .with_config()
-                        .limit(u64::MAX)
-                        .read_to_vec()
-                        .expect("body");
+                    let (status, etag, body) = support::fetch(&format!("http://{addr}/rss.xml"));
+                    assert_eq!(status, 200, "no request fails");
                     assert_eq!(
                         etag,
                         format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&body)),
