@@ -1,1 +1,360 @@
-fn main() {}
+//! Criterion benchmarks of the pipeline stages, one group per stage:
+//!
+//! * `parse`    — `post::parse` of each seed post (tests/fixtures/seeds/*.md);
+//! * `plan`     — `feed::plan` over 10,000 posts;
+//! * `render`   — one 20-item feed (the global feed of those 10,000 posts) in RSS, Atom, JSON;
+//! * `compress` — that RSS body with `snapshot::gzip(_, 9)` and `snapshot::brotli(_, 6)`;
+//! * `build`    — `snapshot::build` of the whole 10,000-post site (every feed in every format,
+//!   compressed): what `export` and a full reload of `serve` pay after parsing;
+//! * `site_parts` — the same work split up, single-threaded: rendering every feed file,
+//!   gzip-9 of every body, brotli-6 of every body.
+//!
+//! The 10,000 posts come from `../shared/bench/gen-corpus.py --posts 10000 --tags 200 --seed 1`
+//! (cached in the temp dir, loaded with `content::load`, i.e. read + parsed in parallel). When
+//! that script is not there, they are clones of the seed posts with varied dates, tags,
+//! categories and paths, parsed in memory.
+//!
+//! Run: `cargo bench --bench stages` (a few minutes on 2 cores); one group only:
+//! `cargo bench --bench stages -- render`.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, FixedOffset};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use feedsmith::config::{self, Config};
+use feedsmith::content::Loaded;
+use feedsmith::post::{self, Post};
+use feedsmith::render::{self, Format};
+use feedsmith::{feed, snapshot};
+
+const POSTS: usize = 10_000;
+const TAGS: usize = 200;
+const SEED: u32 = 1;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The sample configuration (config.toml), with paths resolved against the repository root.
+fn sample_config() -> Config {
+    let text = std::fs::read_to_string(root().join("config.toml")).expect("read config.toml");
+    config::parse(&text, &root()).expect("parse config.toml")
+}
+
+/// A fixed "now" after every generated date (the generator ends at 2025-12-31), so that
+/// every post is visible and results do not depend on the clock.
+fn now() -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339("2026-06-01T00:00:00+08:00").expect("valid date")
+}
+
+/// Seed posts: (file stem, text), sorted by name.
+fn seeds() -> Vec<(String, String)> {
+    let dir = root().join("tests/fixtures/seeds");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read seeds dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no seed posts in {}", dir.display());
+    files
+        .into_iter()
+        .map(|p| {
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (stem, std::fs::read_to_string(&p).expect("read seed"))
+        })
+        .collect()
+}
+
+/// Generates (once, cached in the temp dir) the 10k-post corpus with the shared generator.
+fn generated_corpus() -> Option<PathBuf> {
+    let script = root().join("../shared/bench/gen-corpus.py");
+    if !script.is_file() {
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("feedsmith-bench-corpus-{POSTS}-{TAGS}-{SEED}"));
+    let done = dir.join(".complete");
+    if done.is_file() {
+        return Some(dir);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .args([
+            "--posts",
+            &POSTS.to_string(),
+            "--tags",
+            &TAGS.to_string(),
+            "--seed",
+            &SEED.to_string(),
+        ])
+        .arg("--out")
+        .arg(&dir)
+        .status();
+    match status {
+        Ok(s) if s.success() => {
+            // Hidden, so `content::discover` skips it.
+            std::fs::write(&done, b"").expect("mark corpus complete");
+            Some(dir)
+        }
+        other => {
+            eprintln!("gen-corpus.py failed ({other:?}); falling back to cloned seed posts");
+            None
+        }
+    }
+}
+
+/// Fallback: clones of the seed posts with new front matter (date, category, 1-5 tags from a
+/// Zipf-ish vocabulary of `TAGS`), parsed in memory.
+fn cloned_posts(config: &Config) -> Vec<Arc<Post>> {
+    let seeds = seeds();
+    let bodies: Vec<&str> = seeds
+        .iter()
+        .map(|(_, text)| text.splitn(3, "---").nth(2).unwrap_or(text.as_str()))
+        .collect();
+    let categories = ["news", "blog", "events", "release"];
+    // Small deterministic PRNG (xorshift), no extra dependency.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let start = chrono::NaiveDate::from_ymd_opt(2016, 1, 1).expect("valid date");
+    (0..POSTS)
+        .map(|i| {
+            let date = start + chrono::Days::new(next() % 3650);
+            let category = categories[(next() % 4) as usize];
+            let ntags = 1 + (next() % 5) as usize;
+            let mut tags = Vec::with_capacity(ntags);
+            while tags.len() < ntags {
+                // Rank r with probability ~ 1/r: pick a uniform float and invert.
+                let u = (next() % 1_000_000) as f64 / 1_000_000.0;
+                let rank = ((TAGS as f64).powf(u) as usize).clamp(1, TAGS);
+                let tag = format!("tag-{rank}");
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+            let slug = format!("{}-{category}-{i:06}", date.format("%Y%m%d"));
+            let text = format!(
+                "---\ntitle: 'Post {i}'\ndate: '{date}'\ncategory: {category}\ntags:\n{}\nauthor: 'openEuler'\n---\n{}",
+                tags.iter().map(|t| format!("  - {t}")).collect::<Vec<_>>().join("\n"),
+                bodies[i % bodies.len()]
+            );
+            let rel = PathBuf::from(format!("{category}/{}/{slug}/{slug}.md", date.format("%Y/%m")));
+            Arc::new(post::parse(config, &rel, &text).expect("cloned seed parses"))
+        })
+        .collect()
+}
+
+/// 10,000 parsed posts and where they came from.
+fn corpus(config: &Config) -> (Vec<Arc<Post>>, &'static str) {
+    let started = Instant::now();
+    let (posts, source) = match generated_corpus() {
+        Some(dir) => {
+            let mut cfg = config.clone();
+            cfg.content.dir = dir;
+            let loaded = feedsmith::content::load(&cfg).expect("load generated corpus");
+            assert!(
+                loaded.errors.is_empty(),
+                "corpus has bad posts: {:?}",
+                loaded.errors.first()
+            );
+            (loaded.posts, "gen-corpus.py")
+        }
+        None => (cloned_posts(config), "cloned seeds"),
+    };
+    eprintln!(
+        "corpus: {} posts from {source}, ready in {:.2?}",
+        posts.len(),
+        started.elapsed()
+    );
+    (posts, source)
+}
+
+fn bench_parse(c: &mut Criterion) {
+    let config = sample_config();
+    let mut group = c.benchmark_group("parse");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for (stem, text) in seeds() {
+        let rel = PathBuf::from(format!("zh/news/{stem}/{stem}.md"));
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(&stem), &text, |b, text| {
+            b.iter(|| {
+                post::parse(black_box(&config), black_box(&rel), black_box(text))
+                    .expect("seed parses")
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_corpus_stages(c: &mut Criterion) {
+    let config = sample_config();
+    let (posts, _) = corpus(&config);
+    let now = now();
+
+    let mut group = c.benchmark_group("plan");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(posts.len() as u64));
+    group.bench_function(
+        BenchmarkId::from_parameter(format!("{}_posts", posts.len())),
+        |b| b.iter(|| feed::plan(black_box(&config), black_box(&posts), now)),
+    );
+    group.finish();
+
+    let plan = feed::plan(&config, &posts, now);
+    eprintln!(
+        "plan: {} feeds over {} visible posts",
+        plan.feeds.len(),
+        plan.visible
+    );
+    let global = plan
+        .feeds
+        .iter()
+        .find(|f| f.kind == feed::FeedKind::Global)
+        .expect("a global feed");
+    assert_eq!(
+        global.entries.len(),
+        config.feed.limit,
+        "global feed is full"
+    );
+
+    let mut group = c.benchmark_group("render");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let mut rss = Vec::new();
+    for format in Format::ALL {
+        let bytes = render::render(&config, global, format).expect("render");
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(
+            BenchmarkId::from_parameter(
+                format!("{:?}_{}_entries", format, global.entries.len()).to_lowercase(),
+            ),
+            |b| {
+                b.iter(|| {
+                    render::render(black_box(&config), black_box(global), format).expect("render")
+                })
+            },
+        );
+        if format == Format::Rss {
+            rss = bytes;
+        }
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("compress");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    group.throughput(Throughput::Bytes(rss.len() as u64));
+    eprintln!(
+        "compress input: RSS {} bytes -> gzip-9 {} bytes, brotli-6 {} bytes",
+        rss.len(),
+        snapshot::gzip(&rss, 9).len(),
+        snapshot::brotli(&rss, 6).len()
+    );
+    group.bench_function("gzip_9_rss", |b| {
+        b.iter(|| snapshot::gzip(black_box(&rss), 9))
+    });
+    group.bench_function("brotli_6_rss", |b| {
+        b.iter(|| snapshot::brotli(black_box(&rss), 6))
+    });
+    group.finish();
+
+    // Whole-site build (plan + render + compress of every feed, on the rayon pool).
+    let loaded = Loaded {
+        files: posts.len(),
+        posts: posts.clone(),
+        ..Loaded::default()
+    };
+    let mut group = c.benchmark_group("build");
+    // Seconds per iteration: flat sampling (one iteration per sample) keeps this to ~10 runs.
+    group.sampling_mode(SamplingMode::Flat);
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(20));
+    group.bench_function(
+        BenchmarkId::from_parameter(format!("{}_posts", posts.len())),
+        |b| {
+            b.iter(|| {
+                snapshot::build(black_box(&config), black_box(&loaded), now, None, 1)
+                    .expect("build")
+            })
+        },
+    );
+    group.finish();
+
+    // Where `build` spends its time: the same work split into its parts, on one thread
+    // (`build` spreads the per-file work over the rayon pool).
+    let bodies: Vec<Vec<u8>> = plan
+        .feeds
+        .iter()
+        .flat_map(|f| Format::ALL.into_iter().map(move |format| (f, format)))
+        .map(|(f, format)| render::render(&config, f, format).expect("render"))
+        .collect();
+    let total: usize = bodies.iter().map(Vec::len).sum();
+    eprintln!(
+        "site: {} feed files, {} bytes of identity bodies ({} KiB per file on average)",
+        bodies.len(),
+        total,
+        total / bodies.len().max(1) / 1024
+    );
+    let mut group = c.benchmark_group("site_parts");
+    group.sampling_mode(SamplingMode::Flat);
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Bytes(total as u64));
+    group.bench_function("render_all", |b| {
+        b.iter(|| {
+            for f in &plan.feeds {
+                for format in Format::ALL {
+                    black_box(render::render(&config, f, format).expect("render"));
+                }
+            }
+        })
+    });
+    group.bench_function("gzip_9_all", |b| {
+        b.iter(|| {
+            bodies
+                .iter()
+                .map(|body| snapshot::gzip(body, 9).len())
+                .sum::<usize>()
+        })
+    });
+    group.bench_function("brotli_6_all", |b| {
+        b.iter(|| {
+            bodies
+                .iter()
+                .map(|body| snapshot::brotli(body, 6).len())
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_parse, bench_corpus_stages);
+criterion_main!(benches);

@@ -26,6 +26,20 @@ pub struct AppState {
     pub cache_control: String,
 }
 
+impl AppState {
+    /// The `Cache-Control` value now: the configured one, unless a scheduled post is due
+    /// before its max-age runs out.
+    fn cache_control_now(&self, next_due: Option<DateTime<FixedOffset>>) -> HeaderValue {
+        match next_due {
+            None => HeaderValue::from_str(&self.cache_control),
+            Some(_) => {
+                HeaderValue::from_str(&cache_control(&self.cache_control, next_due, Utc::now()))
+            }
+        }
+        .unwrap_or(HeaderValue::from_static("no-cache"))
+    }
+}
+
 /// Registers every route: `/healthz` and the snapshot's files (feeds, OPML, `/`).
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
@@ -61,9 +75,13 @@ pub fn decide(
     let not_modified = match if_none_match {
         Some(IfNoneMatch::Any) => true,
         Some(IfNoneMatch::Items(tags)) => {
-            let ours = [Encoding::Identity, Encoding::Gzip, Encoding::Brotli].map(|e| file.etag(e));
-            tags.iter()
-                .any(|tag| ours.iter().any(|o| o.trim_matches('"') == tag.tag()))
+            // Weak comparison (RFC 9110 §8.8.3.2): opaque tags equal, `W/` ignored.
+            let ours = [Encoding::Identity, Encoding::Gzip, Encoding::Brotli]
+                .map(|e| file.etag_header(e).as_bytes());
+            tags.iter().any(|tag| {
+                ours.iter()
+                    .any(|o| o.get(1..o.len().saturating_sub(1)) == Some(tag.tag().as_bytes()))
+            })
         }
         None => if_modified_since.is_some_and(|ims| {
             let since: SystemTime = ims.0.into();
@@ -240,14 +258,11 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
     };
     let mut builder = HttpResponse::build(status);
     builder
-        .insert_header((header::ETAG, file.etag(encoding)))
-        .insert_header((
-            header::LAST_MODIFIED,
-            httpdate::fmt_http_date(file.last_modified),
-        ))
+        .insert_header((header::ETAG, file.etag_header(encoding).clone()))
+        .insert_header((header::LAST_MODIFIED, file.last_modified_header().clone()))
         .insert_header((
             header::CACHE_CONTROL,
-            cache_control(&state.cache_control, snapshot.next_due, Utc::now()),
+            state.cache_control_now(snapshot.next_due),
         ))
         .insert_header((header::VARY, HeaderValue::from_static("Accept-Encoding")));
     if status == StatusCode::NOT_MODIFIED {

@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use actix_web::http::header::HeaderValue;
 use actix_web::web::Bytes;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, FixedOffset};
@@ -35,6 +36,8 @@ pub struct Rendered {
     pub hash: u64,
     /// Newest entry time, to the second.
     pub last_modified: SystemTime,
+    /// Header values built once: ETag per encoding (identity, gzip, br) and Last-Modified.
+    headers: [HeaderValue; 4],
 }
 
 /// A content coding we precompute.
@@ -53,26 +56,45 @@ impl Rendered {
         last_modified: DateTime<FixedOffset>,
         config: &Config,
     ) -> Rendered {
+        let hash = xxhash_rust::xxh3::xxh3_64(&body);
+        let last_modified = to_system_time(last_modified);
+        let value = |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(""));
         Rendered {
+            headers: [
+                value(format!("\"{hash:016x}\"")),
+                value(format!("\"{hash:016x}-gz\"")),
+                value(format!("\"{hash:016x}-br\"")),
+                value(httpdate::fmt_http_date(last_modified)),
+            ],
             content_type,
             gzip: Bytes::from(gzip(&body, config.export.gzip_level)),
             identity: OnceLock::new(),
             br: OnceLock::new(),
             brotli_quality: config.export.brotli_quality,
             len: body.len(),
-            hash: xxhash_rust::xxh3::xxh3_64(&body),
-            last_modified: to_system_time(last_modified),
+            hash,
+            last_modified,
         }
+    }
+
+    /// The ETag header value of one encoding (see [`Rendered::etag`]).
+    pub fn etag_header(&self, encoding: Encoding) -> &HeaderValue {
+        match encoding {
+            Encoding::Identity => &self.headers[0],
+            Encoding::Gzip => &self.headers[1],
+            Encoding::Brotli => &self.headers[2],
+        }
+    }
+
+    /// The Last-Modified header value.
+    pub fn last_modified_header(&self) -> &HeaderValue {
+        &self.headers[3]
     }
 
     /// Strong ETag of one encoding: representations differ per content coding
     /// (RFC 9110 §8.8.3), so each gets its own tag derived from the same content hash.
     pub fn etag(&self, encoding: Encoding) -> String {
-        match encoding {
-            Encoding::Identity => format!("\"{:016x}\"", self.hash),
-            Encoding::Gzip => format!("\"{:016x}-gz\"", self.hash),
-            Encoding::Brotli => format!("\"{:016x}-br\"", self.hash),
-        }
+        String::from_utf8_lossy(self.etag_header(encoding).as_bytes()).into_owned()
     }
 
     /// The identity body, decompressed once and then kept.

@@ -235,9 +235,10 @@ fn start_watcher(
         .canonicalize()
         .unwrap_or_else(|_| config.content.dir.clone());
     let debounce = Duration::from_millis(config.watch.debounce_ms.max(1));
-    // The debouncer looks for settled events every tick; its default (a quarter of the
-    // debounce) adds up to 25 ms to a 100 ms debounce. A tenth, at least 2 ms, is cheap.
-    let tick = Some((debounce / 10).max(Duration::from_millis(2)));
+    // The debouncer's default tick (a quarter of the debounce): a finer tick adds up to
+    // ~20 ms less latency but splits a `git checkout` into many more batches (measured
+    // 17-19 rebuilds instead of <= 10 for 1,000 files), so the default stays.
+    let tick = None;
     let watch_err = |e: notify::Error| Error::Watch {
         path: root.clone(),
         message: e.to_string(),
@@ -343,16 +344,31 @@ fn worker(
     let watching = watcher.is_some();
     let mut dir_missing = false;
     let mut watched = dir_identity(&dir);
+    let debounce = Duration::from_millis(publisher.config.watch.debounce_ms.max(1));
+    let settle = (debounce / 4).max(Duration::from_millis(5));
+    let mut last_rebuild = Instant::now() - debounce * 4;
     loop {
         let first = match receiver.recv_timeout(wait_time(&publisher.store, dir_missing)) {
             Ok(msg) => Some(msg),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        // Coalesce everything that queued up while we slept or rebuilt.
+        // Coalesce everything that queued up while we slept or rebuilt. An isolated change
+        // is rebuilt at once; changes that keep arriving right after a rebuild are a burst
+        // (`git checkout`): wait until a quiet tick passes (bounded), then rebuild once.
         let mut full = false;
         let mut paths = BTreeSet::new();
-        for msg in first.into_iter().chain(receiver.try_iter()) {
+        let mut pending: Vec<Msg> = first.into_iter().chain(receiver.try_iter()).collect();
+        if !pending.is_empty() && last_rebuild.elapsed() < debounce * 2 {
+            let until = Instant::now() + debounce * 4;
+            while let Ok(msg) = receiver.recv_timeout(settle) {
+                pending.push(msg);
+                if Instant::now() > until {
+                    break;
+                }
+            }
+        }
+        for msg in pending {
             match msg {
                 Msg::Stop => return,
                 Msg::Full => full = true,
@@ -390,6 +406,7 @@ fn worker(
         } else {
             publisher.rebuild(Some(&paths))
         };
+        last_rebuild = Instant::now();
         if let Err(e) = result {
             tracing::error!(
                 "rebuild failed, still serving generation {}: {e}",
