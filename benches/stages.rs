@@ -2,12 +2,15 @@
 //!
 //! * `parse`    — `post::parse` of each seed post (tests/fixtures/seeds/*.md);
 //! * `plan`     — `feed::plan` over 10,000 posts;
-//! * `render`   — one 20-item feed (the global feed of those 10,000 posts) in RSS, Atom, JSON;
+//! * `render`   — one 20-item feed (the global feed of those 10,000 posts): `render::render`
+//!   in RSS, Atom, JSON (each call decompresses the entries' HTML), and `render::contents`
+//!   alone (that decompression);
 //! * `compress` — that RSS body with `snapshot::gzip(_, 9)` and `snapshot::brotli(_, 6)`;
 //! * `build`    — `snapshot::build` of the whole 10,000-post site (every feed in every format,
-//!   compressed): what `export` and a full reload of `serve` pay after parsing;
-//! * `site_parts` — the same work split up, single-threaded: rendering every feed file,
-//!   gzip-9 of every body, brotli-6 of every body.
+//!   gzipped): what `export` and a full reload of `serve` pay after parsing;
+//! * `site_parts` — that work split up, single-threaded: rendering every feed file (contents
+//!   once per feed, as `build` does), gzip-9 of every body, and brotli-6 of every body (not
+//!   part of `build`: `serve` fills brotli bodies on a background thread after publishing).
 //!
 //! The 10,000 posts come from `../shared/bench/gen-corpus.py --posts 10000 --tags 200 --seed 1`
 //! (cached in the temp dir, loaded with `content::load`, i.e. read + parsed in parallel). When
@@ -260,6 +263,10 @@ fn bench_corpus_stages(c: &mut Criterion) {
             rss = bytes;
         }
     }
+    group.bench_function(
+        BenchmarkId::from_parameter(format!("contents_{}_entries", global.entries.len())),
+        |b| b.iter(|| render::contents(black_box(&config), black_box(global))),
+    );
     group.finish();
 
     let mut group = c.benchmark_group("compress");
@@ -282,7 +289,7 @@ fn bench_corpus_stages(c: &mut Criterion) {
     });
     group.finish();
 
-    // Whole-site build (plan + render + compress of every feed, on the rayon pool).
+    // Whole-site build (plan + render + gzip of every feed, on the rayon pool).
     let loaded = Loaded {
         files: posts.len(),
         posts: posts.clone(),
@@ -307,7 +314,7 @@ fn bench_corpus_stages(c: &mut Criterion) {
     group.finish();
 
     // Where `build` spends its time: the same work split into its parts, on one thread
-    // (`build` spreads the per-file work over the rayon pool).
+    // (`build` spreads the per-feed work over the rayon pool), plus serve's brotli fill.
     let bodies: Vec<Vec<u8>> = plan
         .feeds
         .iter()
@@ -331,8 +338,12 @@ fn bench_corpus_stages(c: &mut Criterion) {
     group.bench_function("render_all", |b| {
         b.iter(|| {
             for f in &plan.feeds {
+                let contents = render::contents(&config, f);
                 for format in Format::ALL {
-                    black_box(render::render(&config, f, format).expect("render"));
+                    black_box(
+                        render::render_with(&config, f, format, contents.as_deref())
+                            .expect("render"),
+                    );
                 }
             }
         })
