@@ -25,8 +25,11 @@ use crate::snapshot::{self, Snapshot, SnapshotStore};
 pub enum Msg {
     /// These paths (relative to the content dir) changed.
     Changed(Vec<PathBuf>),
-    /// Re-read everything (SIGHUP, watcher overflow, content dir recreated).
+    /// Re-read everything (SIGHUP, watcher overflow).
     Full,
+    /// The content directory itself was removed, moved or replaced: watch it anew (its
+    /// inode may well be reused, so identity checks alone cannot tell), then re-read it.
+    Rewatch,
     /// Stop the worker.
     Stop,
 }
@@ -204,7 +207,7 @@ fn forward(root: &Path, sender: &Sender<Msg>, result: DebounceEventResult) {
                         && !content::is_ignored_path(rel)
                     {
                         if rel.as_os_str().is_empty() {
-                            let _ = sender.send(Msg::Full);
+                            let _ = sender.send(Msg::Rewatch);
                             return;
                         }
                         paths.insert(rel.to_path_buf());
@@ -345,7 +348,10 @@ fn worker(
     let mut dir_missing = false;
     let mut watched = dir_identity(&dir);
     let debounce = Duration::from_millis(publisher.config.watch.debounce_ms.max(1));
-    let settle = (debounce / 4).max(Duration::from_millis(5));
+    // The debouncer emits a batch every tick (a quarter of the debounce) while a burst goes
+    // on, so "quiet" must mean a whole debounce without a batch, not one tick.
+    let settle = debounce;
+    let burst_limit = debounce * 10;
     let mut last_rebuild = Instant::now() - debounce * 4;
     loop {
         let first = match receiver.recv_timeout(wait_time(&publisher.store, dir_missing)) {
@@ -355,12 +361,14 @@ fn worker(
         };
         // Coalesce everything that queued up while we slept or rebuilt. An isolated change
         // is rebuilt at once; changes that keep arriving right after a rebuild are a burst
-        // (`git checkout`): wait until a quiet tick passes (bounded), then rebuild once.
+        // (`git checkout`): wait until a whole debounce passes without a batch (bounded, so a
+        // never-ending stream still publishes every `burst_limit`), then rebuild once.
         let mut full = false;
+        let mut rewatch = false;
         let mut paths = BTreeSet::new();
         let mut pending: Vec<Msg> = first.into_iter().chain(receiver.try_iter()).collect();
         if !pending.is_empty() && last_rebuild.elapsed() < debounce * 2 {
-            let until = Instant::now() + debounce * 4;
+            let until = Instant::now() + burst_limit;
             while let Ok(msg) = receiver.recv_timeout(settle) {
                 pending.push(msg);
                 if Instant::now() > until {
@@ -372,6 +380,7 @@ fn worker(
             match msg {
                 Msg::Stop => return,
                 Msg::Full => full = true,
+                Msg::Rewatch => rewatch = true,
                 Msg::Changed(p) => paths.extend(p),
             }
         }
@@ -387,7 +396,7 @@ fn worker(
             continue;
         }
         let current = dir_identity(&dir);
-        if watching && (dir_missing || current != watched) {
+        if watching && (rewatch || dir_missing || current != watched) {
             // The content directory is back (or was replaced): watch it anew, read everything.
             dir_missing = false;
             watched = current;
