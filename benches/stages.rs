@@ -1,9 +1,11 @@
 //! Criterion benchmarks of the pipeline stages, one group per stage:
 //!
-//! * `parse`    — `post::parse` of each seed post (tests/fixtures/seeds/*.md);
+//! * `parse`    — `post::parse` (front matter) of each seed post (tests/fixtures/seeds/*.md);
+//! * `body`     — `post::render_body` (Markdown, URL rewriting, summary) of each seed post:
+//!   paid only for posts that some feed shows;
 //! * `plan`     — `feed::plan` over 10,000 posts;
 //! * `render`   — one 20-item feed (the global feed of those 10,000 posts): `render::render`
-//!   in RSS, Atom, JSON (each call decompresses the entries' HTML), and `render::contents`
+//!   in RSS, Atom, JSON (each call decompresses the entries' HTML), and `render::texts`
 //!   alone (that decompression);
 //! * `compress` — that RSS body with `snapshot::gzip(_, 9)` and `snapshot::brotli(_, 6)`;
 //! * `build`    — `snapshot::build` of the whole 10,000-post site (every feed in every format,
@@ -13,7 +15,8 @@
 //!   part of `build`: `serve` fills brotli bodies on a background thread after publishing).
 //!
 //! The 10,000 posts come from `../shared/bench/gen-corpus.py --posts 10000 --tags 200 --seed 1`
-//! (cached in the temp dir, loaded with `content::load`, i.e. read + parsed in parallel). When
+//! (cached in the temp dir, loaded with `content::load`, i.e. read + parsed in parallel, with
+//! every body rendered by `content::ensure_bodies`). When
 //! that script is not there, they are clones of the seed posts with varied dates, tags,
 //! categories and paths, parsed in memory.
 //!
@@ -156,7 +159,10 @@ fn cloned_posts(config: &Config) -> Vec<Arc<Post>> {
                 bodies[i % bodies.len()]
             );
             let rel = PathBuf::from(format!("{category}/{}/{slug}/{slug}.md", date.format("%Y/%m")));
-            Arc::new(post::parse(config, &rel, &text).expect("cloned seed parses"))
+            let post = post::parse(config, &rel, &text).expect("cloned seed parses");
+            post.body
+                .set(Arc::new(post::render_body(config, &post, &text)));
+            Arc::new(post)
         })
         .collect()
 }
@@ -174,6 +180,7 @@ fn corpus(config: &Config) -> (Vec<Arc<Post>>, &'static str) {
                 "corpus has bad posts: {:?}",
                 loaded.errors.first()
             );
+            feedsmith::content::ensure_bodies(&cfg, &loaded.posts.iter().collect::<Vec<_>>());
             (loaded.posts, "gen-corpus.py")
         }
         None => (cloned_posts(config), "cloned seeds"),
@@ -201,6 +208,21 @@ fn bench_parse(c: &mut Criterion) {
                 post::parse(black_box(&config), black_box(&rel), black_box(text))
                     .expect("seed parses")
             })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("body");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for (stem, text) in seeds() {
+        let rel = PathBuf::from(format!("zh/news/{stem}/{stem}.md"));
+        let post = post::parse(&config, &rel, &text).expect("seed parses");
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(&stem), &text, |b, text| {
+            b.iter(|| post::render_body(black_box(&config), black_box(&post), black_box(text)))
         });
     }
     group.finish();
@@ -264,8 +286,8 @@ fn bench_corpus_stages(c: &mut Criterion) {
         }
     }
     group.bench_function(
-        BenchmarkId::from_parameter(format!("contents_{}_entries", global.entries.len())),
-        |b| b.iter(|| render::contents(black_box(&config), black_box(global))),
+        BenchmarkId::from_parameter(format!("texts_{}_entries", global.entries.len())),
+        |b| b.iter(|| render::texts(black_box(&config), black_box(global))),
     );
     group.finish();
 
@@ -338,12 +360,9 @@ fn bench_corpus_stages(c: &mut Criterion) {
     group.bench_function("render_all", |b| {
         b.iter(|| {
             for f in &plan.feeds {
-                let contents = render::contents(&config, f);
+                let texts = render::texts(&config, f);
                 for format in Format::ALL {
-                    black_box(
-                        render::render_with(&config, f, format, contents.as_deref())
-                            .expect("render"),
-                    );
+                    black_box(render::render_with(&config, f, format, &texts).expect("render"));
                 }
             }
         })

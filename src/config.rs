@@ -250,7 +250,7 @@ impl Default for RawExport {
     fn default() -> Self {
         RawExport {
             dir: "feeds".into(),
-            gzip_level: 9,
+            gzip_level: 6,
             brotli_quality: 6,
         }
     }

@@ -1,10 +1,12 @@
 //! The content directory: finding post files, reading them (the only place that reads
 //! content), and keeping a cache of parsed posts keyed by path and content hash so that a
 //! rebuild re-parses only what changed. A file that turns bad keeps its last good post.
+//! Post bodies are rendered on demand (`ensure_bodies`), only for posts some feed shows.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 
@@ -97,10 +99,13 @@ pub fn read(dir: &Path, rel: &Path) -> Result<Vec<u8>, PostError> {
         .map_err(|e| PostError::new(rel, PostErrorKind::Unreadable(e.to_string())))
 }
 
-/// Decodes bytes as UTF-8 text or names the first bad byte.
-pub fn decode(rel: &Path, bytes: &[u8]) -> Result<String, PostError> {
-    String::from_utf8(bytes.to_vec()).map_err(|e| {
-        let offset = e.utf8_error().valid_up_to();
+/// Decodes bytes as UTF-8 text (SIMD validation: every byte of every file is checked) or
+/// names the first bad byte.
+pub fn decode<'a>(rel: &Path, bytes: &'a [u8]) -> Result<&'a str, PostError> {
+    simdutf8::basic::from_utf8(bytes).map_err(|_| {
+        let offset = std::str::from_utf8(bytes)
+            .err()
+            .map_or(0, |e| e.valid_up_to());
         let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
         let line_start = bytes[..offset]
             .iter()
@@ -119,14 +124,63 @@ fn hash(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
-/// A file read during a refresh: its path, content hash, and a new parse unless the hash is
-/// unchanged.
-type Read = (PathBuf, u64, Option<Result<Post, PostError>>);
+/// A file's size, modification time and inode, and when they were taken: a rescan trusts
+/// an unchanged stamp instead of reading the file again, unless the file was modified so
+/// close to that moment that a later write could have kept the same mtime ("racy" files,
+/// as git calls them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    mtime: SystemTime,
+    inode: u64,
+    taken: SystemTime,
+}
+
+impl Stamp {
+    /// Filesystems with coarse timestamps round to 1-2 s.
+    const RACY: Duration = Duration::from_secs(2);
+
+    fn of(meta: &std::fs::Metadata, taken: SystemTime) -> Option<Stamp> {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(Stamp {
+            len: meta.len(),
+            mtime: meta.modified().ok()?,
+            inode,
+            taken,
+        })
+    }
+
+    /// The file still looks as it did when this stamp was taken, and it was taken long
+    /// enough after its last modification to be trusted.
+    fn unchanged(&self, now: &Stamp) -> bool {
+        self.len == now.len
+            && self.mtime == now.mtime
+            && self.inode == now.inode
+            && self.mtime + Self::RACY < self.taken
+    }
+}
+
+/// A file read during a refresh: its path, content hash, stamp, and a new parse unless the
+/// content is unchanged.
+type Read = (PathBuf, u64, Option<Stamp>, Option<Result<Post, PostError>>);
+
+/// How far a refresh trusts what it already knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Read every file again (start, SIGHUP).
+    Nothing,
+    /// Skip files whose size, mtime and inode are unchanged (rescans after lost events).
+    Stamps,
+}
 
 /// One file's state in the cache.
 #[derive(Debug, Clone)]
 struct Entry {
     hash: u64,
+    stamp: Option<Stamp>,
     /// The last good parse (kept while the file is broken).
     post: Option<Arc<Post>>,
     /// The current problem, if the latest version does not parse.
@@ -164,16 +218,17 @@ pub struct Loaded {
 }
 
 impl Cache {
-    /// Re-reads every file under the content dir (reusing parses whose bytes did not change)
-    /// and forgets files that are gone.
-    pub fn refresh_all(&mut self, config: &Config) -> Result<Refresh, Error> {
+    /// Re-reads every file under the content dir (reusing parses whose bytes did not change,
+    /// and with `Trust::Stamps` not even reading files that look unchanged) and forgets
+    /// files that are gone.
+    pub fn refresh_all(&mut self, config: &Config, trust: Trust) -> Result<Refresh, Error> {
         let (files, walk_errors) = discover(&config.content.dir)?;
         self.walk_errors = walk_errors;
         let before = self.entries.len();
         let keep: std::collections::HashSet<&PathBuf> = files.iter().collect();
         self.entries.retain(|p, _| keep.contains(p));
         let removed = before - self.entries.len();
-        let parsed = self.update(config, &files);
+        let parsed = self.update(config, &files, trust);
         Ok(Refresh { parsed, removed })
     }
 
@@ -233,42 +288,67 @@ impl Cache {
         }
         files.sort();
         files.dedup();
-        let parsed = self.update(config, &files);
+        let parsed = self.update(config, &files, Trust::Nothing);
         Ok(Refresh { parsed, removed })
     }
 
     /// Reads the files in parallel, re-parsing those whose hash changed. Returns how many
     /// were parsed.
-    fn update(&mut self, config: &Config, files: &[PathBuf]) -> usize {
+    fn update(&mut self, config: &Config, files: &[PathBuf], trust: Trust) -> usize {
         let dir = &config.content.dir;
         let results: Vec<Read> = files
             .par_iter()
-            .map(|rel| match read(dir, rel) {
-                Err(e) => (rel.clone(), 0, Some(Err(e))),
-                Ok(bytes) => {
-                    let h = hash(&bytes);
-                    if self.entries.get(rel).map(|e| e.hash) == Some(h) {
-                        return (rel.clone(), h, None);
+            .map(|rel| {
+                let known = self.entries.get(rel);
+                let taken = SystemTime::now();
+                let stamp = std::fs::metadata(dir.join(rel))
+                    .ok()
+                    .and_then(|m| Stamp::of(&m, taken));
+                if trust == Trust::Stamps
+                    && let Some(entry) = known
+                    && let (Some(old), Some(new)) = (entry.stamp, stamp)
+                    && old.unchanged(&new)
+                {
+                    return (rel.clone(), entry.hash, entry.stamp, None);
+                }
+                match read(dir, rel) {
+                    Err(e) => (rel.clone(), 0, None, Some(Err(e))),
+                    Ok(bytes) => {
+                        let h = hash(&bytes);
+                        if known.map(|e| e.hash) == Some(h) {
+                            return (rel.clone(), h, stamp, None);
+                        }
+                        let parsed = decode(rel, &bytes)
+                            .and_then(|text| post::parse(config, rel, text))
+                            .map(|mut post| {
+                                post.hash = h;
+                                post
+                            });
+                        (rel.clone(), h, stamp, Some(parsed))
                     }
-                    let parsed =
-                        decode(rel, &bytes).and_then(|text| post::parse(config, rel, &text));
-                    (rel.clone(), h, Some(parsed))
                 }
             })
             .collect();
         let mut parsed = 0;
-        for (rel, h, result) in results {
-            let Some(result) = result else { continue };
+        for (rel, h, stamp, result) in results {
+            let Some(result) = result else {
+                if let Some(entry) = self.entries.get_mut(&rel) {
+                    entry.stamp = stamp;
+                }
+                continue;
+            };
             parsed += 1;
             let last_good = self.entries.get(&rel).and_then(|e| e.post.clone());
             let entry = match result {
                 Ok(post) => Entry {
                     hash: h,
+                    stamp,
                     post: Some(Arc::new(post)),
                     error: None,
                 },
                 Err(error) => Entry {
                     hash: h,
+                    stamp,
                     post: last_good,
                     error: Some(error),
                 },
@@ -318,11 +398,38 @@ impl Cache {
     }
 }
 
-/// Loads every post under the configured content directory.
+/// Loads every post under the configured content directory (front matter only; see
+/// `ensure_bodies`).
 pub fn load(config: &Config) -> Result<Loaded, Error> {
     let mut cache = Cache::default();
-    cache.refresh_all(config)?;
+    cache.refresh_all(config, Trust::Nothing)?;
     Ok(cache.loaded())
+}
+
+/// Renders the bodies of those `posts` that have none, in parallel, from their files. A file
+/// changed since its post was parsed gives its current body (its change is on its way); a
+/// file that cannot be read leaves its post without a body (feeds fall back to the summary
+/// or title) and is tried again next time.
+pub fn ensure_bodies(config: &Config, posts: &[&Arc<Post>]) {
+    posts
+        .par_iter()
+        .filter(|post| post.body.get().is_none())
+        .for_each(|post| {
+            let rel = Path::new(&post.source);
+            match read(&config.content.dir, rel) {
+                Ok(bytes) => {
+                    if post.hash != 0 && hash(&bytes) != post.hash {
+                        tracing::debug!("{} changed since it was parsed", post.source);
+                    }
+                    let text = String::from_utf8_lossy(&bytes);
+                    post.body
+                        .set(Arc::new(post::render_body(config, post, &text)));
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; its feed entries show no content until it can be read")
+                }
+            }
+        });
 }
 
 #[cfg(test)]
@@ -347,6 +454,29 @@ mod tests {
         }
         assert!(is_ignored_path(Path::new("zh/.git/x.md")));
         assert!(!is_ignored_path(Path::new("zh/news/x.md")));
+    }
+
+    #[test]
+    fn stamps_are_trusted_only_when_unchanged_and_taken_well_after_the_last_write() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let stamp = |len, mtime, inode, taken| Stamp {
+            len,
+            mtime,
+            inode,
+            taken,
+        };
+        let old = stamp(10, t, 7, t + Duration::from_secs(60));
+        let now = stamp(10, t, 7, t + Duration::from_secs(120));
+        assert!(old.unchanged(&now));
+        assert!(!old.unchanged(&stamp(11, t, 7, now.taken)), "size changed");
+        assert!(
+            !old.unchanged(&stamp(10, t + Duration::from_secs(1), 7, now.taken)),
+            "mtime changed"
+        );
+        assert!(!old.unchanged(&stamp(10, t, 8, now.taken)), "replaced file");
+        // Read within the racy window: a same-second rewrite could keep size and mtime.
+        let racy = stamp(10, t, 7, t + Duration::from_secs(1));
+        assert!(!racy.unchanged(&now));
     }
 
     #[test]

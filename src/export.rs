@@ -1,5 +1,6 @@
-//! One-shot export: writes a snapshot's files (and a `.gz` sibling of each, for static
-//! hosting with nginx `gzip_static`) into a directory. The only module that writes files.
+//! One-shot export: builds the feeds and writes each file (and a `.gz` sibling of each, for
+//! static hosting with nginx `gzip_static`) into a directory as soon as it is rendered, in
+//! parallel. The only module that writes files.
 //! Atomic per file (temp file in the same directory, then rename); unchanged files are left
 //! alone (mtime kept); files of feeds that no longer exist are removed.
 
@@ -7,8 +8,14 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::config::Config;
+use crate::content::Loaded;
 use crate::error::Error;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{self, Rendered, Snapshot};
 
 /// What an export did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -68,31 +75,46 @@ fn tempfile_in(dir: &Path, target: &Path) -> Result<(PathBuf, std::fs::File), Er
     )))
 }
 
-/// Writes every file of `snapshot` under `out`, calling `progress` after each.
-pub fn write(snapshot: &Snapshot, out: &Path, progress: &dyn Fn()) -> Result<Summary, Error> {
+/// Builds the feeds of `loaded` as seen at `now` and writes every file (and its `.gz`)
+/// under `out` while the build runs, calling `progress` after each; then removes files of
+/// feeds that no longer exist. Returns the snapshot (bodies as served) and what was done.
+pub fn export(
+    config: &Config,
+    loaded: &Loaded,
+    now: DateTime<FixedOffset>,
+    out: &Path,
+    progress: &(dyn Fn() + Sync),
+) -> Result<(Snapshot, Summary), Error> {
     std::fs::create_dir_all(out).map_err(write_error(out))?;
-    let mut summary = Summary::default();
-    let mut keep: HashSet<PathBuf> = HashSet::new();
-    for key in snapshot.paths() {
-        let Some(file) = snapshot.files.get(key) else {
-            continue;
-        };
-        let path = out.join(key);
-        let gz = out.join(format!("{key}.gz"));
-        let identity = file.decompress();
-        for (p, bytes) in [(&path, &identity[..]), (&gz, &file.gzip[..])] {
-            if write_if_changed(p, bytes)? {
-                summary.written += 1;
+    let written = AtomicUsize::new(0);
+    let unchanged = AtomicUsize::new(0);
+    let sink = |key: &str, file: &Rendered, identity: &[u8]| -> Result<(), Error> {
+        for (path, bytes) in [
+            (out.join(key), identity),
+            (out.join(format!("{key}.gz")), &file.gzip[..]),
+        ] {
+            let counter = if write_if_changed(&path, bytes)? {
+                &written
             } else {
-                summary.unchanged += 1;
-            }
+                &unchanged
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
         }
-        keep.insert(path);
-        keep.insert(gz);
         progress();
-    }
-    summary.removed = remove_stale(out, &keep)?;
-    Ok(summary)
+        Ok(())
+    };
+    let snapshot = snapshot::build_with(config, loaded, now, None, 1, Some(&sink))?;
+    let keep: HashSet<PathBuf> = snapshot
+        .files
+        .keys()
+        .flat_map(|key| [out.join(key), out.join(format!("{key}.gz"))])
+        .collect();
+    let summary = Summary {
+        written: written.into_inner(),
+        unchanged: unchanged.into_inner(),
+        removed: remove_stale(out, &keep)?,
+    };
+    Ok((snapshot, summary))
 }
 
 /// Removes files we own that are not in `keep`, then directories left empty.

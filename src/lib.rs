@@ -8,7 +8,7 @@
 //!   --feed::plan--> feeds --render--> bytes x {rss, atom, json} (+ OPML, index)
 //!   --snapshot::build--> Rendered (identity + gzip + br, ETag, Last-Modified)
 //!   --> Snapshot (immutable) --> SnapshotStore (ArcSwap) --> server (one snapshot per request)
-//!                            \--> export::write(feeds/)
+//!                            \--> export::export(feeds/)
 //! ```
 //!
 //! # Invariants

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use feedsmith::{Config, config, content, export, server, snapshot, watch};
+use feedsmith::{Config, config, content, export, server, watch};
 
 #[derive(Parser)]
 #[command(
@@ -121,18 +121,25 @@ fn export_cmd(config: &Config, out: Option<PathBuf>) -> anyhow::Result<Option<Sk
     let started = Instant::now();
     let out = out.unwrap_or_else(|| config.export.dir.clone());
     let loaded = content::load(config)?;
+    tracing::debug!(posts = loaded.posts.len(), ms = ms(started), "loaded");
     let skipped = report(&loaded);
-    let snap = snapshot::build(config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)?;
-    for problem in snap.problems.iter().filter(|p| !p.starts_with('`')) {
-        eprintln!("warning: {problem}");
-    }
-    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && snap.files.len() > 200 {
-        indicatif::ProgressBar::new(snap.files.len() as u64)
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::no_length()
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let summary = export::write(&snap, &out, &|| bar.inc(1))?;
+    let (snap, summary) = export::export(
+        config,
+        &loaded,
+        chrono::Utc::now().fixed_offset(),
+        &out,
+        &|| bar.inc(1),
+    )?;
     bar.finish_and_clear();
+    for problem in snap.problems.iter().filter(|p| !p.starts_with('`')) {
+        eprintln!("warning: {problem}");
+    }
+    tracing::debug!(ms = ms(started), "written");
     println!(
         "exported {} feeds ({} files) to `{}` in {:.2?}: {} written, {} unchanged, {} removed",
         snap.feeds,
@@ -144,6 +151,11 @@ fn export_cmd(config: &Config, out: Option<PathBuf>) -> anyhow::Result<Option<Sk
         summary.removed
     );
     Ok(skipped)
+}
+
+/// Milliseconds since `started`, for timing logs.
+fn ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
 }
 
 fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>> {

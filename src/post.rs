@@ -1,10 +1,15 @@
-//! One post: pure `parse(path, text)` from a file's text to a `Post` — front matter,
-//! Markdown to HTML, summary, absolute URLs. No I/O and no clock here: `content` reads the
-//! files, and visibility is decided against a `now` that the caller passes in.
+//! One post: pure `parse(path, text)` from a file's text to a `Post` (its front matter,
+//! validated), and pure `render_body(post, text)` to its `Body` (Markdown to HTML with
+//! absolute URLs, summary). The two are apart because only posts that some feed shows need a
+//! body: a site of 100,000 posts renders a few thousand. No I/O and no clock here:
+//! `content` reads the files, and visibility is decided against a `now` the caller passes in.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::{Component, Path};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -37,11 +42,13 @@ pub struct Post {
     pub tags: Vec<String>,
     /// Author names; empty means "the site author".
     pub authors: Vec<String>,
-    /// Plain-text summary.
-    pub summary: String,
-    /// Full content as HTML with absolute URLs (kept compressed: posts are many, and only
-    /// feed entries are ever rendered).
-    pub content_html: Html,
+    /// The front matter `summary`, whitespace collapsed.
+    pub given_summary: Option<String>,
+    /// Content hash (xxh3-64) of the file this was parsed from; 0 when parsed from a string.
+    pub hash: u64,
+    /// The rendered body, once loaded (`content::ensure_bodies`); dropped again when no feed
+    /// shows the post.
+    pub body: BodySlot,
     /// Absolute banner image URL.
     pub banner: Option<String>,
     pub draft: bool,
@@ -49,6 +56,94 @@ pub struct Post {
     pub lang: String,
     /// Non-fatal remarks (e.g. misspelt keys).
     pub warnings: Vec<PostWarning>,
+}
+
+/// What a feed shows of a post besides its front matter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Body {
+    /// Full content as HTML with absolute URLs (kept compressed: held for every post some
+    /// feed shows, and read once per feed render).
+    pub html: Html,
+    /// Plain-text summary.
+    pub summary: String,
+}
+
+/// A post's body, loaded on demand and shared by every feed that shows the post. A cache
+/// beside the post's value: clones share nothing, and equality ignores it.
+#[derive(Default)]
+pub struct BodySlot(ArcSwapOption<Body>);
+
+impl BodySlot {
+    /// The loaded body, if any.
+    pub fn get(&self) -> Option<Arc<Body>> {
+        self.0.load_full()
+    }
+
+    /// Keeps `body` for later feed renders.
+    pub fn set(&self, body: Arc<Body>) {
+        self.0.store(Some(body));
+    }
+
+    /// Forgets the body (it can be rendered again from the file).
+    pub fn clear(&self) {
+        self.0.store(None);
+    }
+}
+
+impl Clone for BodySlot {
+    fn clone(&self) -> Self {
+        BodySlot(ArcSwapOption::new(self.get()))
+    }
+}
+
+impl PartialEq for BodySlot {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for BodySlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.get() {
+            Some(_) => f.write_str("BodySlot(loaded)"),
+            None => f.write_str("BodySlot(empty)"),
+        }
+    }
+}
+
+/// Runs `f` with this thread's libdeflate compressor for `level` (1-12) and a scratch
+/// buffer: compressors hold large match-finder tables, too costly to set up per call.
+pub(crate) fn with_compressor<T>(
+    level: u32,
+    f: impl FnOnce(&mut libdeflater::Compressor, &mut Vec<u8>) -> Option<T>,
+) -> Option<T> {
+    use std::cell::RefCell;
+    thread_local! {
+        static COMPRESSORS: RefCell<Vec<(u32, libdeflater::Compressor)>> =
+            const { RefCell::new(Vec::new()) };
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    let level = level.clamp(1, 12);
+    COMPRESSORS.with(|compressors| {
+        SCRATCH.with(|scratch| {
+            let mut compressors = compressors.try_borrow_mut().ok()?;
+            let mut scratch = scratch.try_borrow_mut().ok()?;
+            let index = match compressors.iter().position(|(l, _)| *l == level) {
+                Some(i) => i,
+                None => {
+                    let lvl = libdeflater::CompressionLvl::new(level as i32).ok()?;
+                    compressors.push((level, libdeflater::Compressor::new(lvl)));
+                    compressors.len() - 1
+                }
+            };
+            let result = f(&mut compressors[index].1, &mut scratch);
+            // Do not keep a huge buffer around after one huge file.
+            if scratch.capacity() > 8 << 20 {
+                *scratch = Vec::new();
+            }
+            result
+        })
+    })
 }
 
 /// HTML kept deflate-compressed in memory; `text()` gives it back.
@@ -61,21 +156,18 @@ pub struct Html {
 impl Html {
     /// Compresses `html` (libdeflate level 1: fast, about 4x smaller on post HTML).
     pub fn new(html: &str) -> Html {
-        let mut compressor = libdeflater::Compressor::new(
-            libdeflater::CompressionLvl::new(1)
-                .unwrap_or_else(|_| libdeflater::CompressionLvl::default()),
-        );
-        let mut out = vec![0; compressor.deflate_compress_bound(html.len())];
-        match compressor.deflate_compress(html.as_bytes(), &mut out) {
-            Ok(n) => {
-                out.truncate(n);
-                Html {
-                    compressed: out.into_boxed_slice(),
-                    len: html.len(),
-                }
-            }
+        let compressed = with_compressor(1, |compressor, scratch| {
+            scratch.resize(compressor.deflate_compress_bound(html.len()), 0);
+            let n = compressor.deflate_compress(html.as_bytes(), scratch).ok()?;
+            Some(Box::<[u8]>::from(&scratch[..n]))
+        });
+        match compressed {
+            Some(compressed) => Html {
+                compressed,
+                len: html.len(),
+            },
             // Cannot happen with a buffer of the bound's size; keep it uncompressed then.
-            Err(_) => Html {
+            None => Html {
                 compressed: html.as_bytes().into(),
                 len: usize::MAX,
             },
@@ -143,7 +235,12 @@ pub fn xml_safe(s: &str) -> Cow<'_, str> {
     fn forbidden(c: char) -> bool {
         matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
     }
-    if s.chars().any(forbidden) {
+    // Byte pre-check (vectorizes): every forbidden character is an ASCII control byte or
+    // starts with 0xEF (U+FFFE/U+FFFF are EF BF BE/BF); most texts have neither.
+    let suspicious = s
+        .bytes()
+        .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xEF);
+    if suspicious && s.chars().any(forbidden) {
         Cow::Owned(s.chars().filter(|&c| !forbidden(c)).collect())
     } else {
         Cow::Borrowed(s)
@@ -631,16 +728,70 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// Parses one post. `rel` is the path relative to the content directory (it decides the URL,
-/// language and section); `text` is the file's content (a BOM and CRLF line ends are fine).
-pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError> {
+/// A CR that does not start a CRLF pair.
+fn has_lone_cr(text: &str) -> bool {
+    text.contains('\r') && text.replace("\r\n", "").contains('\r')
+}
+
+/// A file's text without BOM, with LF line ends, and without characters XML 1.0 forbids.
+fn normalize(text: &str) -> Cow<'_, str> {
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     let normalized: Cow<'_, str> = if text.contains('\r') {
         Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
     } else {
         Cow::Borrowed(text)
     };
-    let text = xml_safe(&normalized);
+    match normalized {
+        Cow::Borrowed(t) => xml_safe(t),
+        Cow::Owned(t) => Cow::Owned(xml_safe(&t).into_owned()),
+    }
+}
+
+/// Renders the body of `post` from its file's `text`: HTML with every URL absolute, and the
+/// summary (front matter, else the text before `<!--more-->`, else the start of the text cut
+/// at a sentence end, else the title). A text without valid front matter (the file changed
+/// since `post` was parsed) renders as if all of it were the body.
+pub fn render_body(config: &Config, post: &Post, text: &str) -> Body {
+    let text = normalize(text);
+    let body = split(&text).map_or(&*text, |parts| parts.body);
+    let post_url = Url::parse(&post.url).unwrap_or_else(|_| config.site.base_url.clone());
+    let events: Vec<Event<'_>> =
+        join_cjk_lines(Parser::new_ext(body, markdown_options()).collect());
+    let mut html = String::with_capacity(body.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, events.iter().cloned());
+    let html = Html::new(&absolutize_html(&html, &post_url, &config.site.base_url));
+    let summary = match &post.given_summary {
+        Some(s) => s.clone(),
+        None => {
+            let more = events.iter().position(
+                |e| matches!(e, Event::Html(h) | Event::InlineHtml(h) if h.trim() == "<!--more-->"),
+            );
+            let text = match more {
+                Some(i) => plain_text(&events[..i]),
+                None => truncate(&plain_text(&events), config.content.summary_length),
+            };
+            if text.is_empty() {
+                post.title.clone()
+            } else {
+                text
+            }
+        }
+    };
+    Body { html, summary }
+}
+
+/// Parses one post's front matter. `rel` is the path relative to the content directory (it
+/// decides the URL, language and section); `text` is the file's content (a BOM and CRLF line
+/// ends are fine). The body is left for `render_body`.
+pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError> {
+    // Only the front matter is read here, so only it is normalized; a text with classic Mac
+    // line ends (CR alone) is normalized whole first, or its lines could not be found.
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let text: Cow<'_, str> = if has_lone_cr(text) {
+        normalize(text)
+    } else {
+        Cow::Borrowed(text)
+    };
     let parts = split(&text).map_err(|kind| {
         let first_line = 1 + text.split('\n').take_while(|l| l.trim().is_empty()).count();
         let position = match kind {
@@ -651,7 +802,8 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
         };
         PostError::at(rel, position, kind)
     })?;
-    let value: Value = serde_yaml::from_str(parts.front).map_err(|e| {
+    let front = normalize(parts.front);
+    let value: Value = serde_yaml::from_str(&front).map_err(|e| {
         let position = e
             .location()
             .map(|l| (parts.front_line + l.line().saturating_sub(1), l.column()));
@@ -683,7 +835,7 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
     };
     let f = Fields {
         path: rel,
-        front: parts.front,
+        front: &front,
         front_line: parts.front_line,
         map,
     };
@@ -766,29 +918,10 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
             BannerBase::Post => absolutize(&b, &location.url, &config.site.base_url),
         });
 
-    let events: Vec<Event<'_>> =
-        join_cjk_lines(Parser::new_ext(parts.body, markdown_options()).collect());
-    let mut html = String::with_capacity(parts.body.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut html, events.iter().cloned());
-    let content_html = Html::new(&absolutize_html(
-        &html,
-        &location.url,
-        &config.site.base_url,
-    ));
-
-    let summary = match f.string("summary")? {
-        Some(s) if !s.trim().is_empty() => s.split_whitespace().collect::<Vec<_>>().join(" "),
-        _ => {
-            let more = events.iter().position(
-                |e| matches!(e, Event::Html(h) | Event::InlineHtml(h) if h.trim() == "<!--more-->"),
-            );
-            let text = match more {
-                Some(i) => plain_text(&events[..i]),
-                None => truncate(&plain_text(&events), config.content.summary_length),
-            };
-            if text.is_empty() { title.clone() } else { text }
-        }
-    };
+    let given_summary = f
+        .string("summary")?
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty());
 
     let warnings = map
         .keys()
@@ -801,7 +934,7 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
                 .min()?;
             (best.0 <= 2 && k.chars().count() > 2).then(|| PostWarning {
                 path: rel.to_path_buf(),
-                position: key_position(parts.front, parts.front_line, k).map(|(l, _)| (l, 1)),
+                position: key_position(&front, parts.front_line, k).map(|(l, _)| (l, 1)),
                 message: format!(
                     "unknown front matter field `{k}` is ignored (did you mean `{}`?)",
                     best.1
@@ -820,8 +953,9 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
         categories,
         tags,
         authors,
-        summary,
-        content_html,
+        given_summary,
+        hash: 0,
+        body: BodySlot::default(),
         banner,
         draft,
         lang,

@@ -58,29 +58,70 @@ pub const OPML_PATH: &str = "feeds.opml";
 /// Path of the HTML index.
 pub const INDEX_PATH: &str = "index.html";
 
-/// The HTML content of a feed's entries, decompressed once for all formats (`None` for
-/// summary-only feeds).
-pub fn contents(config: &Config, feed: &Feed) -> Option<Vec<String>> {
-    (config.feed.content == ContentMode::Full)
-        .then(|| feed.entries.iter().map(|p| p.content_html.text()).collect())
+/// What the entries of a feed show besides their front matter, taken once from their
+/// bodies for all three formats.
+#[derive(Debug, Clone, Default)]
+pub struct Texts {
+    /// Summary of each entry.
+    pub summaries: Vec<String>,
+    /// HTML content of each entry (`None` for summary-only feeds).
+    pub contents: Option<Vec<String>>,
 }
 
-/// Renders one feed in one format.
+impl Texts {
+    fn summary(&self, i: usize) -> &str {
+        self.summaries.get(i).map_or("", String::as_str)
+    }
+
+    fn content(&self, i: usize) -> Option<&str> {
+        self.contents.as_ref()?.get(i).map(String::as_str)
+    }
+}
+
+/// The texts of a feed's entries from their loaded bodies (`content::ensure_bodies`). An
+/// entry without a body shows its front matter summary or its title, and no content.
+pub fn texts(config: &Config, feed: &Feed) -> Texts {
+    let bodies: Vec<_> = feed.entries.iter().map(|p| p.body.get()).collect();
+    let summaries = feed
+        .entries
+        .iter()
+        .zip(&bodies)
+        .map(|(post, body)| match body {
+            Some(body) => body.summary.clone(),
+            None => post
+                .given_summary
+                .clone()
+                .unwrap_or_else(|| post.title.clone()),
+        })
+        .collect();
+    let contents = (config.feed.content == ContentMode::Full).then(|| {
+        bodies
+            .iter()
+            .map(|b| b.as_ref().map(|b| b.html.text()).unwrap_or_default())
+            .collect()
+    });
+    Texts {
+        summaries,
+        contents,
+    }
+}
+
+/// Renders one feed in one format (its entries' bodies must be loaded, see [`texts`]).
 pub fn render(config: &Config, feed: &Feed, format: Format) -> Result<Vec<u8>, Error> {
-    render_with(config, feed, format, contents(config, feed).as_deref())
+    render_with(config, feed, format, &texts(config, feed))
 }
 
-/// Renders one feed in one format with its entries' `contents` (see [`contents`]).
+/// Renders one feed in one format with its entries' `texts`.
 pub fn render_with(
     config: &Config,
     feed: &Feed,
     format: Format,
-    contents: Option<&[String]>,
+    texts: &Texts,
 ) -> Result<Vec<u8>, Error> {
     let result = match format {
-        Format::Rss => rss::render(config, feed, contents),
-        Format::Atom => atom::render(config, feed, contents),
-        Format::Json => json::render(config, feed, contents),
+        Format::Rss => rss::render(config, feed, texts),
+        Format::Atom => atom::render(config, feed, texts),
+        Format::Json => json::render(config, feed, texts),
     };
     result.map_err(|message| Error::Render {
         path: format!("{}{}", feed.dir, format.file_name()),

@@ -1,9 +1,10 @@
 //! Immutable snapshots of everything served or exported: per file the identity, gzip and
 //! brotli bodies, ETags and Last-Modified, all computed once at build time. `build` is the one
 //! build function shared by `serve` and `export`; `SnapshotStore` publishes a new snapshot
-//! with a single pointer swap. Nothing here touches the filesystem.
+//! with a single pointer swap. The only filesystem access is `content::ensure_bodies`, for
+//! the bodies of the entries of feeds that must be rendered again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -15,7 +16,7 @@ use chrono::{DateTime, FixedOffset};
 use rayon::prelude::*;
 
 use crate::config::Config;
-use crate::content::Loaded;
+use crate::content::{self, Loaded};
 use crate::error::Error;
 use crate::feed::{self, Feed};
 use crate::render::{self, Format};
@@ -52,11 +53,11 @@ impl Rendered {
     /// Hashes and gzips `body` (at `export.gzip_level`).
     pub fn new(
         content_type: &'static str,
-        body: Vec<u8>,
+        body: &[u8],
         last_modified: DateTime<FixedOffset>,
         config: &Config,
     ) -> Rendered {
-        let hash = xxhash_rust::xxh3::xxh3_64(&body);
+        let hash = xxhash_rust::xxh3::xxh3_64(body);
         let last_modified = to_system_time(last_modified);
         let value = |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(""));
         Rendered {
@@ -67,7 +68,7 @@ impl Rendered {
                 value(httpdate::fmt_http_date(last_modified)),
             ],
             content_type,
-            gzip: Bytes::from(gzip(&body, config.export.gzip_level)),
+            gzip: Bytes::from(gzip(body, config.export.gzip_level)),
             identity: OnceLock::new(),
             br: OnceLock::new(),
             brotli_quality: config.export.brotli_quality,
@@ -152,24 +153,19 @@ fn to_system_time(t: DateTime<FixedOffset>) -> SystemTime {
 /// gzip at `level` (1-12) with libdeflate: no file name, no mtime, so the bytes are
 /// deterministic. libdeflate's level 9 is both smaller and faster than zlib's level 9.
 pub fn gzip(body: &[u8], level: u32) -> Vec<u8> {
-    let level = libdeflater::CompressionLvl::new(level.clamp(1, 12) as i32)
-        .unwrap_or_else(|_| libdeflater::CompressionLvl::default());
-    let mut compressor = libdeflater::Compressor::new(level);
-    let mut out = vec![0; compressor.gzip_compress_bound(body.len())];
-    match compressor.gzip_compress(body, &mut out) {
-        Ok(n) => {
-            out.truncate(n);
-            out
-        }
+    let compressed = crate::post::with_compressor(level, |compressor, scratch| {
+        scratch.resize(compressor.gzip_compress_bound(body.len()), 0);
+        let n = compressor.gzip_compress(body, scratch).ok()?;
+        Some(scratch[..n].to_vec())
+    });
+    compressed.unwrap_or_else(|| {
         // Cannot happen with a buffer of the bound's size; fall back to a stored stream.
-        Err(_) => {
-            let mut fallback = flate2::GzBuilder::new()
-                .mtime(0)
-                .write(Vec::new(), flate2::Compression::none());
-            let _ = fallback.write_all(body);
-            fallback.finish().unwrap_or_default()
-        }
-    }
+        let mut fallback = flate2::GzBuilder::new()
+            .mtime(0)
+            .write(Vec::new(), flate2::Compression::none());
+        let _ = fallback.write_all(body);
+        fallback.finish().unwrap_or_default()
+    })
 }
 
 /// Decompresses our own gzip output of known length.
@@ -224,6 +220,8 @@ pub struct Snapshot {
 struct FeedInputs {
     title: String,
     entries: Vec<Arc<crate::post::Post>>,
+    /// Every entry had its body (a file that could not be read is tried again next build).
+    complete: bool,
 }
 
 impl FeedInputs {
@@ -231,12 +229,14 @@ impl FeedInputs {
         FeedInputs {
             title: feed.title.clone(),
             entries: feed.entries.clone(),
+            complete: feed.entries.iter().all(|p| p.body.get().is_some()),
         }
     }
 
     /// Same title and the very same post objects (an unchanged file keeps its `Arc`).
     fn same_as(&self, feed: &Feed) -> bool {
-        self.title == feed.title
+        self.complete
+            && self.title == feed.title
             && self.entries.len() == feed.entries.len()
             && self
                 .entries
@@ -266,6 +266,11 @@ impl Snapshot {
 /// The published snapshot; readers load it without locking.
 pub type SnapshotStore = ArcSwap<Snapshot>;
 
+/// Receives each file a build renders, with its identity body, as soon as it is ready (on
+/// the build's thread pool): export writes files this way, without keeping identity bodies
+/// or decompressing them again.
+pub type Sink<'a> = &'a (dyn Fn(&str, &Rendered, &[u8]) -> Result<(), Error> + Sync);
+
 /// Plans and renders every file for `loaded` as seen at `now`. Files whose bytes equal a file
 /// of `previous` reuse its compressed bodies (and so keep their ETag).
 pub fn build(
@@ -275,6 +280,23 @@ pub fn build(
     previous: Option<&Snapshot>,
     generation: u64,
 ) -> Result<Snapshot, Error> {
+    build_with(config, loaded, now, previous, generation, None)
+}
+
+/// [`build`], handing every rendered file to `sink` too (files kept from `previous` without
+/// rendering are not handed over).
+pub fn build_with(
+    config: &Config,
+    loaded: &Loaded,
+    now: DateTime<FixedOffset>,
+    previous: Option<&Snapshot>,
+    generation: u64,
+    sink: Option<Sink<'_>>,
+) -> Result<Snapshot, Error> {
+    let emit = |path: &str, file: &Rendered, body: &[u8]| match sink {
+        Some(sink) => sink(path, file, body),
+        None => Ok(()),
+    };
     let plan = feed::plan(config, &loaded.posts, now);
     let mut files: HashMap<String, Arc<Rendered>> =
         HashMap::with_capacity(plan.feeds.len() * 3 + 2);
@@ -308,24 +330,47 @@ pub fn build(
         // xxh3-64 with the length: a collision here would need an adversarial post.
         (old.len == body.len() && old.hash == xxhash_rust::xxh3::xxh3_64(body)).then(|| old.clone())
     };
+    // Bodies are needed for the entries of the feeds to render, and kept for every post a
+    // feed shows (the next edit re-renders its feeds); other posts drop theirs.
+    let mut needed: Vec<&Arc<crate::post::Post>> = Vec::new();
+    let mut seen: HashSet<*const crate::post::Post> = HashSet::new();
+    for feed in &jobs {
+        for post in &feed.entries {
+            if seen.insert(Arc::as_ptr(post)) {
+                needed.push(post);
+            }
+        }
+    }
+    content::ensure_bodies(config, &needed);
+    let shown: HashSet<*const crate::post::Post> = plan
+        .feeds
+        .iter()
+        .flat_map(|f| f.entries.iter().map(Arc::as_ptr))
+        .collect();
+    for post in &loaded.posts {
+        if !shown.contains(&Arc::as_ptr(post)) {
+            post.body.clear();
+        }
+    }
     // One job per feed: its entries' HTML is decompressed once for the three formats.
     let rendered: Vec<Vec<(String, Arc<Rendered>)>> = jobs
         .par_iter()
         .map(|feed| {
-            let contents = render::contents(config, feed);
+            let texts = render::texts(config, feed);
             Format::ALL
                 .iter()
                 .map(|format| {
                     let path = format!("{}{}", feed.dir, format.file_name());
-                    let body = render::render_with(config, feed, *format, contents.as_deref())?;
+                    let body = render::render_with(config, feed, *format, &texts)?;
                     let file = reuse(&path, &body).unwrap_or_else(|| {
                         Arc::new(Rendered::new(
                             format.content_type(),
-                            body,
+                            &body,
                             feed.updated,
                             config,
                         ))
                     });
+                    emit(&path, &file, &body)?;
                     Ok((path, file))
                 })
                 .collect()
@@ -351,7 +396,8 @@ pub fn build(
         ),
     ] {
         let file = reuse(path, &body)
-            .unwrap_or_else(|| Arc::new(Rendered::new(content_type, body, newest, config)));
+            .unwrap_or_else(|| Arc::new(Rendered::new(content_type, &body, newest, config)));
+        emit(path, &file, &body)?;
         files.insert(path.to_string(), file);
     }
     let mut problems: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();

@@ -16,7 +16,7 @@ use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer_opt};
 
 use crate::config::{Config, WatchMode};
-use crate::content::{self, Cache};
+use crate::content::{self, Cache, Trust};
 use crate::error::Error;
 use crate::snapshot::{self, Snapshot, SnapshotStore};
 
@@ -25,10 +25,13 @@ use crate::snapshot::{self, Snapshot, SnapshotStore};
 pub enum Msg {
     /// These paths (relative to the content dir) changed.
     Changed(Vec<PathBuf>),
-    /// Re-read everything (SIGHUP, watcher overflow).
+    /// Re-read every file (SIGHUP).
     Full,
+    /// Events may have been lost (watcher queue overflow, watch errors): re-read the files
+    /// whose size, mtime or inode changed.
+    Rescan,
     /// The content directory itself was removed, moved or replaced: watch it anew (its
-    /// inode may well be reused, so identity checks alone cannot tell), then re-read it.
+    /// inode may well be reused, so identity checks alone cannot tell), then rescan it.
     Rewatch,
     /// Stop the worker.
     Stop,
@@ -41,6 +44,12 @@ pub struct Report {
     pub feeds_changed: usize,
     pub generation: u64,
     pub elapsed: Duration,
+}
+
+/// What a rebuild refreshes.
+enum Scope<'a> {
+    All(Trust),
+    Paths(&'a [PathBuf]),
 }
 
 /// Owns the post cache and publishes snapshots into the store.
@@ -90,13 +99,26 @@ impl Publisher {
         self.store.clone()
     }
 
-    /// Refreshes the given paths (`None`: everything), rebuilds and publishes. On error the
-    /// current snapshot stays.
+    /// Refreshes the given paths (`None`: reads every file), rebuilds and publishes. On error
+    /// the current snapshot stays.
     pub fn rebuild(&mut self, changed: Option<&[PathBuf]>) -> Result<Report, Error> {
+        match changed {
+            None => self.publish(Scope::All(Trust::Nothing)),
+            Some(paths) => self.publish(Scope::Paths(paths)),
+        }
+    }
+
+    /// Like `rebuild(None)`, but reads only files whose size, mtime or inode changed: cheap
+    /// on a large site, for when change events were lost.
+    pub fn rescan(&mut self) -> Result<Report, Error> {
+        self.publish(Scope::All(Trust::Stamps))
+    }
+
+    fn publish(&mut self, scope: Scope<'_>) -> Result<Report, Error> {
         let started = Instant::now();
-        let refresh = match changed {
-            None => self.cache.refresh_all(&self.config)?,
-            Some(paths) => self.cache.refresh_paths(&self.config, paths)?,
+        let refresh = match scope {
+            Scope::All(trust) => self.cache.refresh_all(&self.config, trust)?,
+            Scope::Paths(paths) => self.cache.refresh_paths(&self.config, paths)?,
         };
         let loaded = self.cache.loaded();
         let previous = self.store.load_full();
@@ -196,7 +218,7 @@ fn forward(root: &Path, sender: &Sender<Msg>, result: DebounceEventResult) {
             let mut paths = BTreeSet::new();
             for event in events {
                 if event.need_rescan() {
-                    let _ = sender.send(Msg::Full);
+                    let _ = sender.send(Msg::Rescan);
                     return;
                 }
                 if matches!(event.kind, EventKind::Access(_)) {
@@ -222,7 +244,7 @@ fn forward(root: &Path, sender: &Sender<Msg>, result: DebounceEventResult) {
             for e in errors {
                 tracing::warn!("watch error: {e}");
             }
-            let _ = sender.send(Msg::Full);
+            let _ = sender.send(Msg::Rescan);
         }
     }
 }
@@ -364,6 +386,7 @@ fn worker(
         // (`git checkout`): wait until a whole debounce passes without a batch (bounded, so a
         // never-ending stream still publishes every `burst_limit`), then rebuild once.
         let mut full = false;
+        let mut rescan = false;
         let mut rewatch = false;
         let mut paths = BTreeSet::new();
         let mut pending: Vec<Msg> = first.into_iter().chain(receiver.try_iter()).collect();
@@ -380,6 +403,7 @@ fn worker(
             match msg {
                 Msg::Stop => return,
                 Msg::Full => full = true,
+                Msg::Rescan => rescan = true,
                 Msg::Rewatch => rewatch = true,
                 Msg::Changed(p) => paths.extend(p),
             }
@@ -397,7 +421,7 @@ fn worker(
         }
         let current = dir_identity(&dir);
         if watching && (rewatch || dir_missing || current != watched) {
-            // The content directory is back (or was replaced): watch it anew, read everything.
+            // The content directory is back (or was replaced): watch it anew, rescan it.
             dir_missing = false;
             watched = current;
             drop(watcher.take());
@@ -407,11 +431,13 @@ fn worker(
                 }
                 Err(e) => tracing::error!("{e}"),
             }
-            full = true;
+            rescan = true;
         }
         let paths: Vec<PathBuf> = paths.into_iter().collect();
         let result = if full {
             publisher.rebuild(None)
+        } else if rescan {
+            publisher.rescan()
         } else {
             publisher.rebuild(Some(&paths))
         };

@@ -5,7 +5,7 @@ use atom_syndication::{
     Category, Content, Entry, Feed as AtomFeed, Generator, Link, Person, Text, WriteConfig,
 };
 
-use super::Format;
+use super::{Format, Texts};
 use crate::config::Config;
 use crate::feed::Feed;
 
@@ -25,12 +25,8 @@ fn link(href: String, rel: &str, mime: Option<&str>) -> Link {
     }
 }
 
-pub(super) fn render(
-    config: &Config,
-    feed: &Feed,
-    contents: Option<&[String]>,
-) -> Result<Vec<u8>, String> {
-    let content = |i: usize| contents.and_then(|c| c.get(i)).cloned();
+pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<u8>, String> {
+    let content = |i: usize| texts.content(i).map(str::to_string);
     let site_author = if config.site.author.is_empty() {
         config.site.title.as_str()
     } else {
@@ -65,7 +61,7 @@ pub(super) fn render(
                     })
                     .collect(),
                 links,
-                summary: Some(Text::plain(post.summary.clone())),
+                summary: Some(Text::plain(texts.summary(i))),
                 content: content(i).map(|html| Content {
                     value: Some(html),
                     content_type: Some("html".to_string()),

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::Format;
+use super::{Format, Texts};
 use crate::config::Config;
 use crate::feed::Feed;
 
@@ -46,12 +46,8 @@ struct Item<'a> {
     language: &'a str,
 }
 
-pub(super) fn render(
-    config: &Config,
-    feed: &Feed,
-    contents: Option<&[String]>,
-) -> Result<Vec<u8>, String> {
-    let full = contents.is_some();
+pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<u8>, String> {
+    let full = texts.contents.is_some();
     let json = JsonFeed {
         version: "https://jsonfeed.org/version/1.1",
         title: &feed.title,
@@ -73,10 +69,10 @@ pub(super) fn render(
                 id: &post.id,
                 url: &post.url,
                 title: &post.title,
-                content_html: contents.and_then(|c| c.get(i)).map(String::as_str),
+                content_html: texts.content(i),
                 // JSON Feed requires content: summary-only feeds carry the summary as text.
-                content_text: (!full).then_some(post.summary.as_str()),
-                summary: &post.summary,
+                content_text: (!full).then_some(texts.summary(i)),
+                summary: texts.summary(i),
                 image: post.banner.as_deref(),
                 date_published: post.date.to_rfc3339(),
                 date_modified: post.updated.to_rfc3339(),

@@ -8,7 +8,7 @@ use rss::extension::dublincore::DublinCoreExtension;
 use rss::extension::{Extension, ExtensionMap};
 use rss::{Category, Channel, Guid, Item};
 
-use super::Format;
+use super::{Format, Texts};
 use crate::config::Config;
 use crate::feed::Feed;
 
@@ -28,12 +28,8 @@ fn media(name: &str, url: &str, medium: bool) -> Extension {
     }
 }
 
-pub(super) fn render(
-    config: &Config,
-    feed: &Feed,
-    contents: Option<&[String]>,
-) -> Result<Vec<u8>, String> {
-    let content = |i: usize| contents.and_then(|c| c.get(i)).cloned();
+pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<u8>, String> {
+    let content = |i: usize| texts.content(i).map(str::to_string);
     let items = feed
         .entries
         .iter()
@@ -66,7 +62,7 @@ pub(super) fn render(
             Item {
                 title: Some(post.title.clone()),
                 link: Some(post.url.clone()),
-                description: Some(post.summary.clone()),
+                description: Some(texts.summary(i).to_string()),
                 content: content(i),
                 pub_date: Some(post.date.to_rfc2822()),
                 guid: Some(Guid {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 
-use feedsmith::{content, export, snapshot};
+use feedsmith::{content, export};
 
 use crate::support;
 
@@ -26,9 +26,15 @@ fn files_under(dir: &Path) -> BTreeSet<String> {
 
 fn export_to(config: &feedsmith::Config, out: &Path) -> export::Summary {
     let loaded = content::load(config).expect("loads");
-    let snap = snapshot::build(config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
-        .expect("builds");
-    export::write(&snap, out, &|| {}).expect("writes")
+    export::export(
+        config,
+        &loaded,
+        chrono::Utc::now().fixed_offset(),
+        out,
+        &|| {},
+    )
+    .expect("exports")
+    .1
 }
 
 #[test]

@@ -24,7 +24,7 @@ fn parse_back(bytes: &[u8]) -> feed_rs::model::Feed {
 fn every_sample_feed_parses_back_with_titles_links_ids_dates_and_content() {
     let config = support::site_config(&support::root().join("content"));
     let snapshot = support::build(&config);
-    let loaded = feedsmith::content::load(&config).expect("loads");
+    let loaded = support::load_with_bodies(&config);
     let by_id: std::collections::HashMap<&str, &Arc<feedsmith::post::Post>> =
         loaded.posts.iter().map(|p| (p.id.as_str(), p)).collect();
     let mut checked = 0;
@@ -71,7 +71,7 @@ fn every_sample_feed_parses_back_with_titles_links_ids_dates_and_content() {
             );
             assert_eq!(
                 entry.summary.as_ref().map(|s| s.content.as_str()),
-                Some(post.summary.as_str()),
+                Some(support::body(post).summary.as_str()),
                 "{path}"
             );
             let content = entry
@@ -81,7 +81,7 @@ fn every_sample_feed_parses_back_with_titles_links_ids_dates_and_content() {
                 .unwrap_or_default();
             assert_eq!(
                 content.trim_end(),
-                post.content_html.text().trim_end(),
+                support::body(post).html.text().trim_end(),
                 "{path}: content survives"
             );
             let terms: HashSet<&str> = entry.categories.iter().map(|c| c.term.as_str()).collect();
@@ -404,7 +404,10 @@ proptest! {
         let text = format!("---\ntitle: {}\ndate: 2024-01-01\ntags: [{}]\n{summary}---\n{body}\n", yaml(&format!("x{title}")), tags.join(", "));
         let config = support::config_for(std::path::Path::new("/nonexistent"), "");
         let post = match feedsmith::post::parse(&config, std::path::Path::new("p.md"), &text) {
-            Ok(post) => Arc::new(post),
+            Ok(post) => {
+                post.body.set(Arc::new(feedsmith::post::render_body(&config, &post, &text)));
+                Arc::new(post)
+            }
             // Rejected input is fine (e.g. a title of only whitespace); a panic is not.
             Err(_) => return Ok(()),
         };
@@ -462,4 +465,40 @@ fn summary_only_feeds_carry_no_full_content() {
             "{path}"
         );
     }
+}
+
+#[test]
+fn only_posts_some_feed_shows_get_a_rendered_body() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (name, date) in [
+        ("old", "2024-01-01"),
+        ("mid", "2024-01-02"),
+        ("new", "2024-01-03"),
+    ] {
+        support::write(
+            dir.path(),
+            &format!("{name}.md"),
+            &support::post(name, date, &["t"], &format!("Body of {name}.")),
+        );
+    }
+    let config = support::config_for(dir.path(), "[feed]\nlimit = 1\n");
+    let loaded = support::load_with_bodies(&config);
+    assert!(loaded.posts.iter().all(|p| p.body.get().is_some()));
+    let snap =
+        feedsmith::snapshot::build(&config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
+            .expect("builds");
+    let with_body: Vec<&str> = loaded
+        .posts
+        .iter()
+        .filter(|p| p.body.get().is_some())
+        .map(|p| p.title.as_str())
+        .collect();
+    assert_eq!(
+        with_body,
+        ["new"],
+        "shown posts keep a body, the rest drop it"
+    );
+    let rss = support::text(&snap, "rss.xml");
+    assert!(rss.contains("Body of new."), "{rss}");
+    assert!(!rss.contains("Body of mid."), "{rss}");
 }

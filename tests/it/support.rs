@@ -60,6 +60,20 @@ pub fn post(title: &str, date: &str, tags: &[&str], body: &str) -> String {
     )
 }
 
+/// Loads the posts with every body rendered (as feeds showing all of them would).
+pub fn load_with_bodies(config: &Config) -> content::Loaded {
+    let loaded = content::load(config).expect("content loads");
+    content::ensure_bodies(config, &loaded.posts.iter().collect::<Vec<_>>());
+    loaded
+}
+
+/// The rendered body of a loaded post.
+pub fn body(post: &feedsmith::post::Post) -> Arc<feedsmith::post::Body> {
+    post.body
+        .get()
+        .unwrap_or_else(|| panic!("`{}` has no body", post.source))
+}
+
 /// Loads and builds a snapshot at the current time.
 pub fn build(config: &Config) -> Arc<snapshot::Snapshot> {
     let loaded = content::load(config).expect("content loads");

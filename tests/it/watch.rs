@@ -343,6 +343,29 @@ fn concurrent_gets_during_continuous_rebuilds_always_match_their_etag() {
 }
 
 #[test]
+fn a_rescan_picks_up_changes_and_reparses_nothing_else() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for name in ["a", "b"] {
+        support::write(
+            dir.path(),
+            &format!("{name}.md"),
+            &support::post(name, "2024-01-01", &["t"], "x"),
+        );
+    }
+    let config = support::config_for(dir.path(), "");
+    let mut publisher = Publisher::new(config);
+    publisher.rebuild(None).expect("first build");
+    assert_eq!(publisher.rescan().expect("rescan").files_changed, 0);
+    support::write(
+        dir.path(),
+        "b.md",
+        &support::post("b edited", "2024-01-01", &["t"], "longer body"),
+    );
+    assert_eq!(publisher.rescan().expect("rescan").files_changed, 1);
+    assert!(rss(&publisher.store()).contains("b edited"));
+}
+
+#[test]
 fn poll_mode_sees_changes_without_notifications() {
     let dir = tempfile::tempdir().expect("tmp");
     let run = start(dir.path(), "mode = \"poll\"\npoll_interval_ms = 100\n");
