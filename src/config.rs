@@ -93,6 +93,9 @@ pub struct FeedOptions {
 pub struct Server {
     pub bind: String,
     pub cache_control: String,
+    /// Bytes of uncompressed bodies kept for clients that accept neither gzip nor brotli;
+    /// past it, such bodies are decompressed per request instead of kept.
+    pub identity_cache_bytes: usize,
 }
 
 /// How changes are noticed.
@@ -209,6 +212,7 @@ impl Default for RawFeed {
 struct RawServer {
     bind: String,
     cache_control: String,
+    identity_cache_mb: usize,
 }
 
 impl Default for RawServer {
@@ -216,6 +220,7 @@ impl Default for RawServer {
         RawServer {
             bind: "127.0.0.1:8080".into(),
             cache_control: "max-age=300, stale-while-revalidate=3600".into(),
+            identity_cache_mb: 64,
         }
     }
 }
@@ -383,6 +388,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, String> {
         server: Server {
             bind: raw.server.bind,
             cache_control: raw.server.cache_control,
+            identity_cache_bytes: raw.server.identity_cache_mb.saturating_mul(1 << 20),
         },
         watch: Watch {
             mode: raw.watch.mode,

@@ -170,11 +170,14 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
         "loaded `{}`",
         config.content.dir.display()
     );
+    let brotli = publisher.brotli_queue();
     let handle = watch::spawn(publisher)?;
     let hup = handle.sender();
     let state = actix_web::web::Data::new(server::AppState {
         store,
         cache_control: config.server.cache_control.clone(),
+        identity_cache_bytes: config.server.identity_cache_bytes,
+        brotli,
     });
     actix_web::rt::System::new().block_on(async move {
         let srv = actix_web::HttpServer::new(move || {

@@ -14,7 +14,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, FixedOffset, Utc};
 
-use crate::snapshot::{Encoding, Rendered, SnapshotStore};
+use crate::snapshot::{BrotliQueue, Encoding, Rendered, SnapshotStore};
 
 /// Longest request path we look up; anything longer is a 404 without decoding.
 const MAX_PATH: usize = 2048;
@@ -24,9 +24,24 @@ pub struct AppState {
     pub store: Arc<SnapshotStore>,
     /// `Cache-Control` of feed responses.
     pub cache_control: String,
+    /// Budget of kept identity bodies (see `Rendered::identity_within`).
+    pub identity_cache_bytes: usize,
+    /// Where files that br-capable clients ask for are queued for brotli.
+    pub brotli: Option<BrotliQueue>,
 }
 
 impl AppState {
+    /// State over `store` with the given `Cache-Control`, a 64 MiB identity budget and no
+    /// brotli queue.
+    pub fn new(store: Arc<SnapshotStore>, cache_control: impl Into<String>) -> Self {
+        AppState {
+            store,
+            cache_control: cache_control.into(),
+            identity_cache_bytes: 64 << 20,
+            brotli: None,
+        }
+    }
+
     /// The `Cache-Control` value now: the configured one, unless a scheduled post is due
     /// before its max-age runs out.
     fn cache_control_now(&self, next_due: Option<DateTime<FixedOffset>>) -> HeaderValue {
@@ -240,18 +255,26 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
     let Some(file) = snapshot.get(&key) else {
         return not_found();
     };
+    let accept = AcceptEncoding::parse(req)
+        .ok()
+        .filter(|_| req.headers().contains_key(header::ACCEPT_ENCODING));
     let decision = decide(
         IfNoneMatch::parse(req)
             .ok()
             .filter(|_| req.headers().contains_key(header::IF_NONE_MATCH))
             .as_ref(),
         IfModifiedSince::parse(req).ok().as_ref(),
-        AcceptEncoding::parse(req)
-            .ok()
-            .filter(|_| req.headers().contains_key(header::ACCEPT_ENCODING))
-            .as_ref(),
+        accept.as_ref(),
         file,
     );
+    // A client that would take brotli gets gzip until the background thread has made it.
+    if file.brotli_ready().is_none()
+        && let Some(queue) = &state.brotli
+        && negotiate(accept.as_ref(), true) == Encoding::Brotli
+        && file.want_brotli()
+    {
+        let _ = queue.send(file.clone());
+    }
     let (status, encoding) = match decision {
         Decision::NotModified(e) => (StatusCode::NOT_MODIFIED, e),
         Decision::Ok(e) => (StatusCode::OK, e),
@@ -272,10 +295,12 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
     if let Some(ce) = content_encoding(encoding) {
         builder.insert_header((header::CONTENT_ENCODING, ce));
     }
-    builder.body(
-        file.body(encoding)
-            .unwrap_or_else(|| file.identity().clone()),
-    )
+    builder.body(match encoding {
+        Encoding::Identity => file.identity_within(state.identity_cache_bytes),
+        _ => file
+            .body(encoding)
+            .unwrap_or_else(|| file.identity_within(state.identity_cache_bytes)),
+    })
 }
 
 async fn healthz(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

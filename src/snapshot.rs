@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -21,15 +22,24 @@ use crate::error::Error;
 use crate::feed::{self, Feed};
 use crate::render::{self, Format};
 
-/// One file, ready to send. gzip is computed at build time; the identity body is kept only
-/// once somebody asks for it (most clients accept gzip, and memory should follow what is
-/// served); brotli is filled in off the request path after publishing (`fill_brotli`).
+/// Where files wanted in brotli are sent to be compressed in the background.
+pub type BrotliQueue = std::sync::mpsc::Sender<Arc<Rendered>>;
+
+/// Bytes of identity bodies kept by live `Rendered` files, process-wide (see
+/// [`Rendered::identity_within`]).
+static IDENTITY_KEPT: AtomicUsize = AtomicUsize::new(0);
+
+/// One file, ready to send. gzip is computed at build time. Memory follows what is served:
+/// the identity body is kept only once somebody asks for it, within a byte budget; brotli is
+/// made off the request path for files that br-capable clients ask for (`want_brotli`).
 #[derive(Debug)]
 pub struct Rendered {
     pub content_type: &'static str,
     pub gzip: Bytes,
     identity: OnceLock<Bytes>,
     br: OnceLock<Bytes>,
+    /// A client that prefers brotli asked for this file.
+    brotli_wanted: AtomicBool,
     brotli_quality: u32,
     /// Length of the identity body.
     pub len: usize,
@@ -71,6 +81,7 @@ impl Rendered {
             gzip: Bytes::from(gzip(body, config.export.gzip_level)),
             identity: OnceLock::new(),
             br: OnceLock::new(),
+            brotli_wanted: AtomicBool::new(false),
             brotli_quality: config.export.brotli_quality,
             len: body.len(),
             hash,
@@ -100,7 +111,57 @@ impl Rendered {
 
     /// The identity body, decompressed once and then kept.
     pub fn identity(&self) -> &Bytes {
-        self.identity.get_or_init(|| Bytes::from(self.decompress()))
+        self.identity.get_or_init(|| {
+            IDENTITY_KEPT.fetch_add(self.len, Ordering::Relaxed);
+            Bytes::from(self.decompress())
+        })
+    }
+
+    /// The identity body, kept for next time only while all kept identity bodies stay within
+    /// `budget` bytes; otherwise decompressed for this request alone.
+    pub fn identity_within(&self, budget: usize) -> Bytes {
+        if let Some(body) = self.identity.get() {
+            return body.clone();
+        }
+        let reserved = IDENTITY_KEPT
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |kept| {
+                kept.checked_add(self.len).filter(|&total| total <= budget)
+            })
+            .is_ok();
+        if !reserved {
+            return Bytes::from(self.decompress());
+        }
+        let mut fresh = None;
+        let body = self.identity.get_or_init(|| {
+            let body = Bytes::from(self.decompress());
+            fresh = Some(());
+            body
+        });
+        if fresh.is_none() {
+            // Another request filled it first (and counted it).
+            IDENTITY_KEPT.fetch_sub(self.len, Ordering::Relaxed);
+        }
+        body.clone()
+    }
+
+    /// Whether this file keeps its identity body.
+    pub fn identity_is_kept(&self) -> bool {
+        self.identity.get().is_some()
+    }
+
+    /// Bytes of identity bodies currently kept by all files.
+    pub fn identity_kept() -> usize {
+        IDENTITY_KEPT.load(Ordering::Relaxed)
+    }
+
+    /// Marks the file as wanted in brotli; true the first time (queue it for `fill_brotli`).
+    pub fn want_brotli(&self) -> bool {
+        self.br.get().is_none() && !self.brotli_wanted.swap(true, Ordering::Relaxed)
+    }
+
+    /// Whether a client asked for this file in brotli.
+    pub fn brotli_wanted(&self) -> bool {
+        self.brotli_wanted.load(Ordering::Relaxed)
     }
 
     /// The identity body without keeping it (export, brotli input).
@@ -128,6 +189,14 @@ impl Rendered {
             Encoding::Identity => Some(self.identity().clone()),
             Encoding::Gzip => Some(self.gzip.clone()),
             Encoding::Brotli => self.br.get().cloned(),
+        }
+    }
+}
+
+impl Drop for Rendered {
+    fn drop(&mut self) {
+        if self.identity.get().is_some() {
+            IDENTITY_KEPT.fetch_sub(self.len, Ordering::Relaxed);
         }
     }
 }

@@ -18,7 +18,7 @@ use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, ne
 use crate::config::{Config, WatchMode};
 use crate::content::{self, Cache, Trust};
 use crate::error::Error;
-use crate::snapshot::{self, Snapshot, SnapshotStore};
+use crate::snapshot::{self, BrotliQueue, Rendered, Snapshot, SnapshotStore};
 
 /// What the rebuild worker is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +57,8 @@ pub struct Publisher {
     config: Config,
     cache: Cache,
     store: Arc<SnapshotStore>,
-    /// Where published snapshots go to get their brotli bodies (when serving).
-    brotli: Option<Sender<Arc<Snapshot>>>,
+    /// Where files wanted in brotli go to be compressed (when serving).
+    brotli: Option<BrotliQueue>,
 }
 
 impl Publisher {
@@ -72,19 +72,20 @@ impl Publisher {
         }
     }
 
-    /// Computes brotli bodies of each published snapshot on a background thread (only the
-    /// newest one queued), so publishing never waits for the slow compressor.
+    /// Computes brotli bodies on a background thread for the files queued by the server
+    /// (`brotli_queue`) when a br-capable client asks for them, so that neither publishing
+    /// nor a request waits for the slow compressor, and only files clients want in brotli
+    /// take memory for it. A new version of a wanted file is queued when it is published.
     pub fn with_background_brotli(mut self) -> Self {
-        let (sender, receiver) = channel::<Arc<Snapshot>>();
+        let (sender, receiver) = channel::<Arc<Rendered>>();
         let spawned = std::thread::Builder::new()
             .name("feedsmith-brotli".into())
             .spawn(move || {
-                while let Ok(mut snapshot) = receiver.recv() {
-                    // Skip to the newest snapshot; older ones are no longer served.
-                    while let Ok(newer) = receiver.try_recv() {
-                        snapshot = newer;
+                while let Ok(file) = receiver.recv() {
+                    // Not worth compressing a file that no snapshot holds any more.
+                    if Arc::strong_count(&file) > 1 {
+                        file.fill_brotli();
                     }
-                    snapshot::fill_brotli(&snapshot);
                 }
             });
         match spawned {
@@ -92,6 +93,11 @@ impl Publisher {
             Err(e) => tracing::warn!("no brotli thread ({e}); serving gzip only"),
         }
         self
+    }
+
+    /// Where the server queues files wanted in brotli (`None` without a brotli thread).
+    pub fn brotli_queue(&self) -> Option<BrotliQueue> {
+        self.brotli.clone()
     }
 
     /// The store the server reads from.
@@ -148,11 +154,18 @@ impl Publisher {
         for problem in &loaded.errors {
             tracing::warn!("{problem}");
         }
-        let next = Arc::new(next);
-        self.store.store(next.clone());
         if let Some(brotli) = &self.brotli {
-            let _ = brotli.send(next);
+            for (path, file) in &next.files {
+                let replaces_wanted = previous
+                    .files
+                    .get(path)
+                    .is_some_and(|old| !Arc::ptr_eq(old, file) && old.brotli_wanted());
+                if replaces_wanted && file.want_brotli() {
+                    let _ = brotli.send(file.clone());
+                }
+            }
         }
+        self.store.store(Arc::new(next));
         let report = Report {
             files_changed: refresh.parsed + refresh.removed,
             feeds_changed,

@@ -20,10 +20,10 @@ async fn app() -> impl actix_web::dev::Service<
 > {
     let config = support::site_config(&support::root().join("content"));
     let snapshot = support::build(&config);
-    let state = web::Data::new(AppState {
-        store: Arc::new(ArcSwap::new(snapshot)),
-        cache_control: CACHE_CONTROL.to_string(),
-    });
+    let state = web::Data::new(AppState::new(
+        Arc::new(ArcSwap::new(snapshot)),
+        CACHE_CONTROL.to_string(),
+    ));
     atest::init_service(App::new().configure(server::configure(state))).await
 }
 
@@ -297,10 +297,10 @@ async fn percent_encoded_unicode_tag_paths_work() {
         &support::post("A", "2024-01-01", &["内核", "C++"], "x"),
     );
     let config = support::config_for(dir.path(), "");
-    let state = web::Data::new(AppState {
-        store: Arc::new(ArcSwap::new(support::build(&config))),
-        cache_control: CACHE_CONTROL.to_string(),
-    });
+    let state = web::Data::new(AppState::new(
+        Arc::new(ArcSwap::new(support::build(&config))),
+        CACHE_CONTROL.to_string(),
+    ));
     let app = atest::init_service(App::new().configure(server::configure(state))).await;
     for path in [
         "/tags/%E5%86%85%E6%A0%B8/rss.xml",
@@ -440,14 +440,58 @@ async fn brotli_is_offered_only_once_its_body_is_ready() {
             .expect("builds");
     let snap = Arc::new(snap);
     let store = Arc::new(ArcSwap::new(snap.clone()));
-    let state = web::Data::new(AppState {
-        store,
-        cache_control: CACHE_CONTROL.to_string(),
-    });
+    let state = web::Data::new(AppState::new(store, CACHE_CONTROL.to_string()));
     let app = atest::init_service(App::new().configure(server::configure(state))).await;
     let before = get(&app, "/rss.xml", &[("Accept-Encoding", "br, gzip")]).await;
     assert_eq!(header_of(&before, header::CONTENT_ENCODING), "gzip");
     feedsmith::snapshot::fill_brotli(&snap);
     let after = get(&app, "/rss.xml", &[("Accept-Encoding", "br, gzip")]).await;
     assert_eq!(header_of(&after, header::CONTENT_ENCODING), "br");
+}
+
+#[actix_web::test]
+async fn brotli_is_made_on_demand_and_identity_is_kept_only_within_its_budget() {
+    let config = support::site_config(&support::root().join("content"));
+    let loaded = feedsmith::content::load(&config).expect("loads");
+    let snap = Arc::new(
+        feedsmith::snapshot::build(&config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
+            .expect("builds"),
+    );
+    let (queue, queued) = std::sync::mpsc::channel();
+    let mut state = AppState::new(Arc::new(ArcSwap::new(snap.clone())), CACHE_CONTROL);
+    state.brotli = Some(queue);
+    state.identity_cache_bytes = 0;
+    let app =
+        atest::init_service(App::new().configure(server::configure(web::Data::new(state)))).await;
+    let br = [("accept-encoding", "br, gzip")];
+
+    // No brotli body yet: gzip now, and the file is queued for the background thread once.
+    for _ in 0..2 {
+        let resp = get(&app, "/rss.xml", &br).await;
+        assert_eq!(header_of(&resp, header::CONTENT_ENCODING), "gzip");
+    }
+    let file = queued.try_recv().expect("queued for brotli");
+    assert!(queued.try_recv().is_err(), "queued once");
+    assert!(Arc::ptr_eq(&file, &snap.files["rss.xml"]));
+    file.fill_brotli();
+    let resp = get(&app, "/rss.xml", &br).await;
+    assert_eq!(header_of(&resp, header::CONTENT_ENCODING), "br");
+    let mut body = Vec::new();
+    brotli::Decompressor::new(&atest::read_body(resp).await[..], 4096)
+        .read_to_end(&mut body)
+        .expect("brotli");
+    assert_eq!(body, file.decompress());
+
+    // Clients that do not take brotli queue nothing.
+    get(&app, "/atom.xml", &[("accept-encoding", "gzip")]).await;
+    assert!(queued.try_recv().is_err());
+
+    // Identity past the budget: the right bytes, decompressed for the request, not kept.
+    let resp = get(&app, "/atom.xml", &[]).await;
+    assert_eq!(header_of(&resp, header::CONTENT_ENCODING), "");
+    assert_eq!(
+        atest::read_body(resp).await.to_vec(),
+        snap.files["atom.xml"].decompress()
+    );
+    assert!(!snap.files["atom.xml"].identity_is_kept());
 }

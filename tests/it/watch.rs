@@ -264,10 +264,8 @@ fn concurrent_gets_during_continuous_rebuilds_always_match_their_etag() {
     let (tx, rx) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let state = actix_web::web::Data::new(feedsmith::server::AppState {
-                store,
-                cache_control: "no-cache".into(),
-            });
+            let state =
+                actix_web::web::Data::new(feedsmith::server::AppState::new(store, "no-cache"));
             let srv = actix_web::HttpServer::new(move || {
                 actix_web::App::new().configure(feedsmith::server::configure(state.clone()))
             })
@@ -394,10 +392,10 @@ fn healthz_is_degraded_while_a_post_is_broken() {
     );
     support::write(dir.path(), "bad.md", "---\ntitle: Missing date\n---\n");
     let run = start(dir.path(), "");
-    let state = actix_web::web::Data::new(feedsmith::server::AppState {
-        store: run.store.clone(),
-        cache_control: "max-age=60".into(),
-    });
+    let state = actix_web::web::Data::new(feedsmith::server::AppState::new(
+        run.store.clone(),
+        "max-age=60",
+    ));
     let json = actix_web::rt::System::new().block_on(async move {
         let app = actix_web::test::init_service(
             actix_web::App::new().configure(feedsmith::server::configure(state)),
