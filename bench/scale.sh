@@ -63,7 +63,8 @@ done
 
 # gen-corpus.py draws tags from a finite vocabulary and loops forever when asked for more
 # distinct tags than it can make (85 base tags + 720 synthetic, minus 10 case variants = 795
-# for the current script). Cap at that, loudly.
+# for the current script). Beyond that, the corpus is generated with that many and widened
+# to the requested count by bench/retag.py (tail tags split into 2-3 spellings).
 max_tags=$(python3 - "$GEN" <<'EOF' 2>/dev/null || echo 0
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location("gen", sys.argv[1])
@@ -74,15 +75,6 @@ print(len(set(g.BASE_TAGS)) + synthetic - len(g.VARIANTS))
 EOF
 )
 notes=()
-if [[ $max_tags -gt 0 ]]; then
-    for i in "${!sizes[@]}"; do
-        spec=${sizes[$i]}
-        if [[ $spec == *:* && ${spec#*:} -gt $max_tags ]]; then
-            notes+=("requested ${spec#*:} tags for ${spec%%:*} posts; gen-corpus.py can make at most $max_tags distinct tags (it never finishes beyond that), so ${spec%%:*}:$max_tags was run instead")
-            sizes[$i]="${spec%%:*}:$max_tags"
-        fi
-    done
-fi
 
 log() { printf '[scale.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -98,12 +90,17 @@ if [[ $hugo -eq 1 ]] && ! command -v "$HUGO" >/dev/null; then apt_install hugo; 
 [[ -f "$GEN" ]] || { echo "missing $GEN" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/feedsmith-scale.XXXXXX)
+# Outputs (both tools') go to tmpfs when there is one, so that the filesystem's inode
+# allocator and writeback are not what is measured. OUTBASE overrides.
+if [[ -z ${OUTBASE:-} ]]; then
+    if [[ -d /dev/shm && -w /dev/shm ]]; then OUTBASE=$(mktemp -d /dev/shm/feedsmith-scale.XXXXXX); else OUTBASE=$WORK; fi
+fi
 SERVE_PID=""
 cleanup() {
     local rc=$?
     set +e
     if [[ -n "$SERVE_PID" ]]; then kill "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null; fi
-    if [[ $keep -eq 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+    if [[ $keep -eq 1 ]]; then log "kept $WORK and $OUTBASE"; else rm -rf "$WORK"; [[ $OUTBASE == /dev/shm/feedsmith-scale.* ]] && rm -rf "$OUTBASE"; fi
     exit $rc
 }
 trap cleanup EXIT
@@ -243,10 +240,14 @@ EOF
 
 # Fetches every exported file (not the .gz siblings) once over one keep-alive connection.
 # Prints "fetched non200".
-fetch_all() { # export_dir port
-    python3 - "$1" "$2" <<'EOF'
+# Reads the corpus into the page cache (the kernel here reclaims idle page cache quickly, so
+# every measured run starts warm instead of at the mercy of the reclaimer).
+warm() { find "$1" -type f -name '*.md' -print0 | xargs -0 cat >/dev/null; }
+
+fetch_all() { # export_dir port accept-encoding -> "files bad not_in_that_encoding"
+    python3 - "$1" "$2" "$3" <<'EOF'
 import http.client, os, sys, urllib.parse
-root, port = sys.argv[1], int(sys.argv[2])
+root, port, accept = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 paths = []
 for d, _, files in os.walk(root):
     for f in files:
@@ -255,14 +256,17 @@ for d, _, files in os.walk(root):
             paths.append("/" + urllib.parse.quote(rel))
 paths.sort()
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-bad = 0
+bad = other = 0
+want = accept.split(",")[0].strip()
 for p in paths:
-    conn.request("GET", p)
+    conn.request("GET", p, headers={"Accept-Encoding": accept} if accept else {})
     r = conn.getresponse()
     r.read()
     if r.status != 200:
         bad += 1
-print(len(paths), bad)
+    if (r.getheader("Content-Encoding") or "") != want:
+        other += 1
+print(len(paths), bad, other)
 EOF
 }
 
@@ -277,7 +281,14 @@ for spec in "${sizes[@]}"; do
     id="$n/$t"
     C="$WORK/corpus-$n-$t"
     log "corpus $id: generating"
-    python3 "$GEN" --posts "$n" --tags "$t" --seed 1 --out "$C" 2>"$WORK/gen-$n-$t.log"
+    if [[ $max_tags -gt 0 && $t -gt $max_tags ]]; then
+        python3 "$GEN" --posts "$n" --tags "$max_tags" --seed 1 --out "$C.base" 2>"$WORK/gen-$n-$t.log"
+        python3 "$ROOT/bench/retag.py" --tags "$t" --src "$C.base" --out "$C" 2>>"$WORK/gen-$n-$t.log"
+        rm -rf "$C.base"
+        notes+=("$n/$t: gen-corpus.py makes at most $max_tags tags; widened to $t by bench/retag.py ($(tail -n 1 "$WORK/gen-$n-$t.log"))")
+    else
+        python3 "$GEN" --posts "$n" --tags "$t" --seed 1 --out "$C" 2>"$WORK/gen-$n-$t.log"
+    fi
     # Flush the new corpus to disk (otherwise the first export's fsyncs wait for it) and read
     # it once, so that every measured run starts from the same (warm) page cache.
     sync
@@ -287,10 +298,11 @@ for spec in "${sizes[@]}"; do
     write_config "$C" "$CFG"
     SITE="$WORK/hugo-$n-$t"
     [[ $hugo -eq 1 ]] && write_hugo_site "$C" "$SITE"
-    OUT="$WORK/export-$n-$t"
-    HOUT="$WORK/hugo-out-$n-$t"
+    OUT="$OUTBASE/export-$n-$t"
+    HOUT="$OUTBASE/hugo-out-$n-$t"
 
     for r in $(seq 1 "$runs"); do
+        warm "$C"
         rm -rf "$OUT"
         log "corpus $id run $r/$runs: feedsmith export"
         rc=0
@@ -332,6 +344,7 @@ for spec in "${sizes[@]}"; do
 
     if [[ $serve -eq 1 ]]; then
         for r in $(seq 1 "$runs"); do
+            warm "$C"
             log "corpus $id run $r/$runs: feedsmith serve"
             t0=$(now_ns)
             (cd "$WORK" && exec env RUST_LOG=info "$BIN" --config "$CFG" serve --bind "$HOST:$port") \
@@ -352,7 +365,19 @@ for spec in "${sizes[@]}"; do
                 record "$id" serve polling 1
             fi
             rss0=$(proc_kb "$SERVE_PID" VmRSS)
-            read -r fetched bad < <(fetch_all "$OUT" "$port")
+            # Worst case for memory: every file asked for in gzip, in brotli (made in the
+            # background; wait until all of them are), and uncompressed.
+            read -r fetched bad _ < <(fetch_all "$OUT" "$port" "gzip")
+            rss_gz=$(proc_kb "$SERVE_PID" VmRSS)
+            waited=0
+            while :; do
+                read -r _ _ pending < <(fetch_all "$OUT" "$port" "br, gzip")
+                [[ $pending -eq 0 || $waited -ge 300 ]] && break
+                sleep 2; waited=$((waited + 2))
+            done
+            rss_br=$(proc_kb "$SERVE_PID" VmRSS)
+            read -r _ bad2 _ < <(fetch_all "$OUT" "$port" "")
+            bad=$((bad + bad2))
             rss1=$(proc_kb "$SERVE_PID" VmRSS)
             cpu="n/a"
             if [[ $idle != 0 ]]; then
@@ -376,10 +401,12 @@ for spec in "${sizes[@]}"; do
             record "$id" serve startup_cpu "$startup_cpu"
             record "$id" serve loaded_ms "${loaded_ms:-0}"
             record "$id" serve rss_loaded "$(awk -v k="$rss0" 'BEGIN { printf "%.1f", k / 1024 }')"
+            record "$id" serve rss_gz "$(awk -v k="$rss_gz" 'BEGIN { printf "%.1f", k / 1024 }')"
+            record "$id" serve rss_br "$(awk -v k="$rss_br" 'BEGIN { printf "%.1f", k / 1024 }')"
             record "$id" serve rss_fetched "$(awk -v k="$rss1" 'BEGIN { printf "%.1f", k / 1024 }')"
             record "$id" serve hwm "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')"
             [[ $bad -eq 0 ]] || log "  WARNING: $bad of $fetched fetches were not 200"
-            log "  first 200 after ${startup}s (CPU ${startup_cpu}s; load ${loaded_ms:-?} ms), VmRSS $((rss0 / 1024)) -> $((rss1 / 1024)) MiB after $fetched fetches -> $((rss2 / 1024)) MiB at the end, VmHWM $((hwm / 1024)) MiB, CPU ${cpu}% while idle, $extra extra rebuild(s)"
+            log "  first 200 after ${startup}s (CPU ${startup_cpu}s; load ${loaded_ms:-?} ms), VmRSS $((rss0 / 1024)) MiB loaded, $((rss_gz / 1024)) after $fetched gzip fetches, $((rss_br / 1024)) with every brotli body (${waited}s), $((rss1 / 1024)) after identity fetches, $((rss2 / 1024)) at the end, VmHWM $((hwm / 1024)) MiB, CPU ${cpu}% while idle, $extra extra rebuild(s)"
         done
     fi
     [[ $keep -eq 1 ]] || rm -rf "$C" "$OUT" "$HOUT"
@@ -426,12 +453,12 @@ if [[ $serve -eq 1 ]]; then
     echo
     echo "### feedsmith serve — median (min–max) of $runs run(s)"
     echo
-    echo "| posts / tags | exec → first 200 on /rss.xml s | CPU s used by then | initial load (log) s | VmRSS loaded MiB | VmRSS after fetching every file MiB | VmRSS at the end MiB | VmHWM MiB | CPU % in the ${idle} s after | rebuilds after start |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| posts / tags | exec → first 200 on /rss.xml s | CPU s used by then | initial load (log) s | VmRSS loaded MiB | + every file in gzip | + every file in brotli | + every file uncompressed | VmRSS at the end MiB | VmHWM MiB | CPU % in the ${idle} s after | rebuilds after start |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for spec in "${sizes[@]}"; do
         n=${spec%%:*}; t=200; [[ $spec == *:* ]] && t=${spec#*:}
         id="$n/$t"
-        echo "| $n / $t | $(get "$id" serve startup | stats "%.2f") | $(get "$id" serve startup_cpu | stats "%.2f") | $(get "$id" serve loaded_ms | awk '{ print $1 / 1000 }' | stats "%.2f") | $(get "$id" serve rss_loaded | stats "%.0f") | $(get "$id" serve rss_fetched | stats "%.0f") | $(get "$id" serve rss_end | stats "%.0f") | $(get "$id" serve hwm | stats "%.0f") | $(get "$id" serve idle_cpu | stats "%.1f") | $(get "$id" serve extra_rebuilds | stats "%.0f") |"
+        echo "| $n / $t | $(get "$id" serve startup | stats "%.2f") | $(get "$id" serve startup_cpu | stats "%.2f") | $(get "$id" serve loaded_ms | awk '{ print $1 / 1000 }' | stats "%.2f") | $(get "$id" serve rss_loaded | stats "%.0f") | $(get "$id" serve rss_gz | stats "%.0f") | $(get "$id" serve rss_br | stats "%.0f") | $(get "$id" serve rss_fetched | stats "%.0f") | $(get "$id" serve rss_end | stats "%.0f") | $(get "$id" serve hwm | stats "%.0f") | $(get "$id" serve idle_cpu | stats "%.1f") | $(get "$id" serve extra_rebuilds | stats "%.0f") |"
         if [[ -n "$(get "$id" serve polling)" ]]; then
             echo "WARNING: for $id feedsmith fell back to polling (inotify watch limit)."
         fi
