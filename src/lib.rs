@@ -4,16 +4,18 @@
 //!
 //! # Data flow
 //! ```text
-//! content/**.md --content::Cache (load, parse in parallel)--> posts (+ PostErrors)
-//!   --feed::plan--> feeds --render--> bytes x {rss, atom, json} (+ OPML, index)
-//!   --snapshot::build--> Rendered (identity + gzip + br, ETag, Last-Modified)
+//! content/**.md --content::Cache (load front matter in parallel)--> posts (+ PostErrors)
+//!   --feed::plan--> feeds --content::ensure_bodies (Markdown of shown posts only)
+//!   --render--> bytes x {rss, atom, json} (+ OPML, index)
+//!   --snapshot::build--> Rendered (gzip, ETag, Last-Modified; identity and br on demand)
 //!   --> Snapshot (immutable) --> SnapshotStore (ArcSwap) --> server (one snapshot per request)
-//!                            \--> export::export(feeds/)
+//!   \--> export::export: each file written to feeds/ as soon as it is rendered
 //! ```
 //!
 //! # Invariants
-//! 1. Only `config` and `content` read files; only `export` writes them; the server never
-//!    touches the filesystem.
+//! 1. Only `config` and `content` read files (`snapshot::build` asks `content` for the
+//!    bodies of the entries it renders); only `export` writes them; the server never touches
+//!    the filesystem.
 //! 2. `post`, `feed` and `render` are pure and deterministic: no clock in any output, total
 //!    ordering (date desc, then permalink), feed `updated` = newest entry's update time. Same
 //!    content, same bytes, same ETag (xxh3) on every machine and after every restart.

@@ -250,17 +250,21 @@ fn gunzip(gzip: &[u8], len: usize) -> Vec<u8> {
     }
 }
 
-/// brotli with the given quality.
+/// brotli with the given quality; the window is no larger than the body needs (less
+/// encoder memory for small feeds), and the result is stored at its exact size.
 pub fn brotli(body: &[u8], quality: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() / 4);
+    // 2^lgwin - 16 bytes of window cover the body; brotli allows 10..=24.
+    let needed = usize::BITS - body.len().saturating_add(16).leading_zeros();
     let params = brotli::enc::BrotliEncoderParams {
         quality: quality as i32,
-        lgwin: 22,
+        lgwin: needed.clamp(16, 22) as i32,
         size_hint: body.len(),
         ..Default::default()
     };
     let mut input = body;
     let _ = brotli::BrotliCompress(&mut input, &mut out, &params);
+    out.shrink_to_fit();
     out
 }
 

@@ -384,8 +384,10 @@ fn worker(
     let mut watched = dir_identity(&dir);
     let debounce = Duration::from_millis(publisher.config.watch.debounce_ms.max(1));
     // The debouncer emits a batch every tick (a quarter of the debounce) while a burst goes
-    // on, so "quiet" must mean a whole debounce without a batch, not one tick.
-    let settle = debounce;
+    // on, so "quiet" must mean more than one tick without a batch: one and a half ticks
+    // (waiting a whole debounce instead would add 75 ms to an edit saved right after the
+    // previous one was published, at the default debounce).
+    let settle = (debounce * 3 / 8).max(Duration::from_millis(5));
     let burst_limit = debounce * 10;
     let mut last_rebuild = Instant::now() - debounce * 4;
     loop {
@@ -396,7 +398,7 @@ fn worker(
         };
         // Coalesce everything that queued up while we slept or rebuilt. An isolated change
         // is rebuilt at once; changes that keep arriving right after a rebuild are a burst
-        // (`git checkout`): wait until a whole debounce passes without a batch (bounded, so a
+        // (`git checkout`): wait until 1.5 ticks pass without a batch (bounded, so a
         // never-ending stream still publishes every `burst_limit`), then rebuild once.
         let mut full = false;
         let mut rescan = false;
