@@ -24,7 +24,7 @@
 //! `cargo bench --bench stages -- render`.
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -193,39 +193,44 @@ fn corpus(config: &Config) -> (Vec<Arc<Post>>, &'static str) {
     (posts, source)
 }
 
-fn bench_parse(c: &mut Criterion) {
+/// One benchmark per seed post in group `name`: `prepare` runs once per seed (untimed), `f`
+/// is what is measured.
+fn per_seed<P, T>(
+    c: &mut Criterion,
+    name: &str,
+    prepare: impl Fn(&Config, &Path, &str) -> P,
+    f: impl Fn(&Config, &P, &str) -> T,
+) {
     let config = sample_config();
-    let mut group = c.benchmark_group("parse");
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(30)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     for (stem, text) in seeds() {
         let rel = PathBuf::from(format!("zh/news/{stem}/{stem}.md"));
+        let prepared = prepare(&config, &rel, &text);
         group.throughput(Throughput::Bytes(text.len() as u64));
         group.bench_with_input(BenchmarkId::from_parameter(&stem), &text, |b, text| {
-            b.iter(|| {
-                post::parse(black_box(&config), black_box(&rel), black_box(text))
-                    .expect("seed parses")
-            })
+            b.iter(|| f(black_box(&config), black_box(&prepared), black_box(text)))
         });
     }
     group.finish();
+}
 
-    let mut group = c.benchmark_group("body");
-    group
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    for (stem, text) in seeds() {
-        let rel = PathBuf::from(format!("zh/news/{stem}/{stem}.md"));
-        let post = post::parse(&config, &rel, &text).expect("seed parses");
-        group.throughput(Throughput::Bytes(text.len() as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(&stem), &text, |b, text| {
-            b.iter(|| post::render_body(black_box(&config), black_box(&post), black_box(text)))
-        });
-    }
-    group.finish();
+fn bench_parse(c: &mut Criterion) {
+    per_seed(
+        c,
+        "parse",
+        |_, rel, _| rel.to_path_buf(),
+        |config, rel, text| post::parse(config, rel, text).expect("seed parses"),
+    );
+    per_seed(
+        c,
+        "body",
+        |config, rel, text| post::parse(config, rel, text).expect("seed parses"),
+        |config, post, text| post::render_body(config, post, text),
+    );
 }
 
 fn bench_corpus_stages(c: &mut Criterion) {
