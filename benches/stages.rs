@@ -229,7 +229,7 @@ fn bench_parse(c: &mut Criterion) {
         c,
         "body",
         |config, rel, text| post::parse(config, rel, text).expect("seed parses"),
-        |config, post, text| post::render_body(config, post, text),
+        post::render_body,
     );
 }
 
