@@ -255,7 +255,8 @@ pub struct Split<'a> {
     pub body: &'a str,
 }
 
-/// Splits `---` front matter from the body. Expects a BOM-free, LF-only text.
+/// Splits `---` front matter from the body. Expects a BOM-free text with LF or CRLF line
+/// ends (delimiter lines are compared without trailing whitespace).
 pub fn split(text: &str) -> Result<Split<'_>, PostErrorKind> {
     if text.trim().is_empty() {
         return Err(PostErrorKind::Empty);

@@ -149,11 +149,6 @@ impl Rendered {
         self.identity.get().is_some()
     }
 
-    /// Bytes of identity bodies currently kept by all files.
-    pub fn identity_kept() -> usize {
-        IDENTITY_KEPT.load(Ordering::Relaxed)
-    }
-
     /// Marks the file as wanted in brotli; true the first time (queue it for `fill_brotli`).
     pub fn want_brotli(&self) -> bool {
         self.br.get().is_none() && !self.brotli_wanted.swap(true, Ordering::Relaxed)

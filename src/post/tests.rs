@@ -445,3 +445,12 @@ fn html_round_trips_through_its_compressed_form() {
         }
     }
 }
+
+#[test]
+fn classic_mac_line_ends_parse_like_lf() {
+    let text = "---\rtitle: Old Mac\rdate: 2024-01-01\rtags: [a]\r---\rFirst line\rsecond line\r";
+    let p = full("p.md", text);
+    assert_eq!(p.post.title, "Old Mac");
+    assert_eq!(p.post.tags, ["a"]);
+    assert!(p.html.contains("First line\nsecond line"), "{}", p.html);
+}
