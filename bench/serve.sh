@@ -137,15 +137,21 @@ tag_path=$(python3 -c 'import sys, urllib.parse; print("/" + urllib.parse.quote(
 PATHS=("/rss.xml" "$tag_path")
 
 # ---- feedsmith -----------------------------------------------------------------------------
+# Polls URL every 0.1 s (at most TRIES times) until it answers; exits with the server's log if
+# the server process dies first.
+wait_up() { # url pid log tries
+    for _ in $(seq 1 "$4"); do
+        "$CURL" -s -o /dev/null --max-time 1 "$1" && return 0
+        kill -0 "$2" 2>/dev/null || { cat "$3" >&2; exit 2; }
+        sleep 0.1
+    done
+}
+
 log "starting feedsmith serve on $HOST:$port"
 (cd "$ROOT" && exec env RUST_LOG=info "$BIN" --config "$CONFIG" serve --bind "$HOST:$port") \
     >"$WORK/feedsmith.out" 2>"$WORK/feedsmith.err" &
 FS_PID=$!
-for _ in $(seq 1 600); do
-    "$CURL" -s -o /dev/null --max-time 1 "http://$HOST:$port/healthz" && break
-    kill -0 "$FS_PID" 2>/dev/null || { cat "$WORK/feedsmith.err" >&2; exit 2; }
-    sleep 0.1
-done
+wait_up "http://$HOST:$port/healthz" "$FS_PID" "$WORK/feedsmith.err" 600
 # actix-server logs "starting N workers" (default: one per available CPU).
 workers=$(sed 's/\x1b\[[0-9;]*m//g' "$WORK/feedsmith.err" | grep -o 'starting [0-9]* workers' | grep -o '[0-9]*' | head -n 1 || true)
 workers=${workers:-$(nproc)}
@@ -199,11 +205,7 @@ EOF
 log "starting nginx on $HOST:$nginx_port ($workers workers)"
 "$NGINX" -p "$NG" -c "$NG/nginx.conf" -e "$NG/error.log" &
 NGINX_PID=$!
-for _ in $(seq 1 100); do
-    "$CURL" -s -o /dev/null --max-time 1 "http://$HOST:$nginx_port/" && break
-    kill -0 "$NGINX_PID" 2>/dev/null || { cat "$NG/error.log" >&2; exit 2; }
-    sleep 0.1
-done
+wait_up "http://$HOST:$nginx_port/" "$NGINX_PID" "$NG/error.log" 100
 
 # ---- checks: same bytes, right headers, ETags ----------------------------------------------
 declare -A ETAG

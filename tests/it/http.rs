@@ -399,12 +399,7 @@ fn the_real_binary_serves_a_feed_to_a_real_http_client() {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .expect("content-length");
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(u64::MAX)
-            .read_to_vec()
-            .expect("body");
+        let body = support::read_body(&mut resp);
         assert_eq!(length, body.len(), "{coding}");
     }
     // SIGHUP reloads instead of killing; SIGTERM shuts down gracefully with exit code 0.

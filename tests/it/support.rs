@@ -130,11 +130,15 @@ pub fn fetch(url: &str) -> (u16, String, Vec<u8>) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let body = resp
-        .body_mut()
+    let body = read_body(&mut resp);
+    (resp.status().as_u16(), etag, body)
+}
+
+/// The whole raw body of a real HTTP response (no size limit, no decoding).
+pub fn read_body(resp: &mut ureq::http::Response<ureq::Body>) -> Vec<u8> {
+    resp.body_mut()
         .with_config()
         .limit(u64::MAX)
         .read_to_vec()
-        .expect("body");
-    (resp.status().as_u16(), etag, body)
+        .expect("body")
 }
