@@ -7,7 +7,7 @@
 //! * `render`   — one 20-item feed (the global feed of those 10,000 posts): `render::render`
 //!   in RSS, Atom, JSON (each call decompresses the entries' HTML), and `render::texts`
 //!   alone (that decompression);
-//! * `compress` — that RSS body with `snapshot::gzip(_, 9)` and `snapshot::brotli(_, 6)`;
+//! * `compress` — that RSS body with `compress::gzip(_, 9)` and `compress::brotli(_, 6)`;
 //! * `build`    — `snapshot::build` of the whole 10,000-post site (every feed in every format,
 //!   gzipped): what `export` and a full reload of `serve` pay after parsing;
 //! * `site_parts` — that work split up, single-threaded: rendering every feed file (contents
@@ -36,7 +36,7 @@ use feedsmith::config::{self, Config};
 use feedsmith::content::Loaded;
 use feedsmith::post::{self, Post};
 use feedsmith::render::{self, Format};
-use feedsmith::{feed, snapshot};
+use feedsmith::{compress, feed, snapshot};
 
 const POSTS: usize = 10_000;
 const TAGS: usize = 200;
@@ -305,14 +305,14 @@ fn bench_corpus_stages(c: &mut Criterion) {
     eprintln!(
         "compress input: RSS {} bytes -> gzip-9 {} bytes, brotli-6 {} bytes",
         rss.len(),
-        snapshot::gzip(&rss, 9).len(),
-        snapshot::brotli(&rss, 6).len()
+        compress::gzip(&rss, 9).len(),
+        compress::brotli(&rss, 6).len()
     );
     group.bench_function("gzip_9_rss", |b| {
-        b.iter(|| snapshot::gzip(black_box(&rss), 9))
+        b.iter(|| compress::gzip(black_box(&rss), 9))
     });
     group.bench_function("brotli_6_rss", |b| {
-        b.iter(|| snapshot::brotli(black_box(&rss), 6))
+        b.iter(|| compress::brotli(black_box(&rss), 6))
     });
     group.finish();
 
@@ -376,7 +376,7 @@ fn bench_corpus_stages(c: &mut Criterion) {
         b.iter(|| {
             bodies
                 .iter()
-                .map(|body| snapshot::gzip(body, 9).len())
+                .map(|body| compress::gzip(body, 9).len())
                 .sum::<usize>()
         })
     });
@@ -384,7 +384,7 @@ fn bench_corpus_stages(c: &mut Criterion) {
         b.iter(|| {
             bodies
                 .iter()
-                .map(|body| snapshot::brotli(body, 6).len())
+                .map(|body| compress::brotli(body, 6).len())
                 .sum::<usize>()
         })
     });

@@ -55,6 +55,15 @@ pub struct Content {
     pub banner_base: BannerBase,
     /// Length of automatic summaries, in characters (grapheme clusters).
     pub summary_length: usize,
+    /// Sanitize every HTML body with the allowlist in `sanitize` (off only for fully
+    /// trusted content).
+    pub sanitize: bool,
+    /// Hosts whose `<iframe>`s are kept (sandboxed, https only); every other iframe is removed.
+    pub allowed_iframe_hosts: Vec<String>,
+    /// Larger post files are skipped with an error.
+    pub max_post_bytes: u64,
+    /// Follow symlinks whose target lies outside the content directory.
+    pub follow_external_symlinks: bool,
 }
 
 /// What a relative `banner` path is relative to.
@@ -86,6 +95,11 @@ pub struct FeedOptions {
     pub tags: bool,
     /// Emit a feed per category.
     pub categories: bool,
+    /// An entry whose HTML is larger carries its summary and link only.
+    pub max_entry_bytes: usize,
+    /// Budget of one feed document: entries keep their content, newest first, until it is
+    /// spent; older entries carry their summary only.
+    pub max_feed_bytes: usize,
 }
 
 /// `[server]`
@@ -173,6 +187,10 @@ struct RawContent {
     permalink_extension: String,
     banner_base: BannerBase,
     summary_length: usize,
+    sanitize: bool,
+    allowed_iframe_hosts: Vec<String>,
+    max_post_bytes: u64,
+    follow_external_symlinks: bool,
 }
 
 impl Default for RawContent {
@@ -183,6 +201,10 @@ impl Default for RawContent {
             permalink_extension: ".html".into(),
             banner_base: BannerBase::Site,
             summary_length: 200,
+            sanitize: true,
+            allowed_iframe_hosts: Vec::new(),
+            max_post_bytes: 4 << 20,
+            follow_external_symlinks: false,
         }
     }
 }
@@ -194,6 +216,8 @@ struct RawFeed {
     content: ContentMode,
     tags: bool,
     categories: bool,
+    max_entry_bytes: usize,
+    max_feed_bytes: usize,
 }
 
 impl Default for RawFeed {
@@ -203,6 +227,8 @@ impl Default for RawFeed {
             content: ContentMode::Full,
             tags: true,
             categories: true,
+            max_entry_bytes: 256 << 10,
+            max_feed_bytes: 1 << 20,
         }
     }
 }
@@ -347,6 +373,25 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, String> {
     if raw.content.summary_length < 10 {
         return Err("`content.summary_length` must be at least 10".into());
     }
+    if raw.content.max_post_bytes < 1024 {
+        return Err("`content.max_post_bytes` must be at least 1024".into());
+    }
+    if raw.feed.max_entry_bytes < 1024 || raw.feed.max_feed_bytes < raw.feed.max_entry_bytes {
+        return Err(
+            "`feed.max_entry_bytes` must be at least 1024 and `feed.max_feed_bytes` at least `feed.max_entry_bytes`"
+                .into(),
+        );
+    }
+    let mut allowed_iframe_hosts = Vec::new();
+    for host in &raw.content.allowed_iframe_hosts {
+        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        if host.is_empty() || host.contains(['/', ':', ' ', '@']) {
+            return Err(format!(
+                "`content.allowed_iframe_hosts`: `{host}` is not a host name (e.g. `www.youtube-nocookie.com`)"
+            ));
+        }
+        allowed_iframe_hosts.push(host);
+    }
     if !(1..=12).contains(&raw.export.gzip_level) {
         return Err("`export.gzip_level` must be between 1 and 12".into());
     }
@@ -362,7 +407,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, String> {
         );
     }
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-    let clean = |s: String| crate::post::xml_safe(s.trim()).into_owned();
+    let clean = |s: String| crate::text::xml_safe(s.trim()).into_owned();
     Ok(Config {
         site: Site {
             title: clean(raw.site.title),
@@ -378,12 +423,18 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, String> {
             permalink_extension: raw.content.permalink_extension,
             banner_base: raw.content.banner_base,
             summary_length: raw.content.summary_length,
+            sanitize: raw.content.sanitize,
+            allowed_iframe_hosts,
+            max_post_bytes: raw.content.max_post_bytes,
+            follow_external_symlinks: raw.content.follow_external_symlinks,
         },
         feed: FeedOptions {
             limit: raw.feed.limit,
             content: raw.feed.content,
             tags: raw.feed.tags,
             categories: raw.feed.categories,
+            max_entry_bytes: raw.feed.max_entry_bytes,
+            max_feed_bytes: raw.feed.max_feed_bytes,
         },
         server: Server {
             bind: raw.server.bind,

@@ -42,9 +42,41 @@ pub fn is_ignored_path(rel: &Path) -> bool {
     })
 }
 
-/// All post files under `dir`, as paths relative to it, sorted, and the entries that could
-/// not be read while walking (dangling symlinks, unreadable directories).
-pub fn discover(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PostError>), Error> {
+/// What a walk of the content directory found.
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// Post files, relative to the walked directory, sorted.
+    pub files: Vec<PathBuf>,
+    /// Entries that could not be read (dangling symlinks, unreadable directories).
+    pub errors: Vec<PostError>,
+    /// Symlinks not followed: leading outside the content directory, or in a loop.
+    pub warnings: Vec<PostWarning>,
+}
+
+/// The content root as the filesystem resolves it, for confinement checks.
+fn real_root(config: &Config) -> PathBuf {
+    std::fs::canonicalize(&config.content.dir).unwrap_or_else(|_| config.content.dir.clone())
+}
+
+/// Where the symlink at `path` leads, when that is outside `root` (and following such links
+/// is off); `None` when it may be followed.
+fn escapes(config: &Config, root: &Path, path: &Path) -> Option<String> {
+    if config.content.follow_external_symlinks {
+        return None;
+    }
+    match std::fs::canonicalize(path) {
+        Ok(target) if target.starts_with(root) => None,
+        Ok(target) => Some(target.display().to_string()),
+        // Dangling or looping: reading it fails on its own, with its own message.
+        Err(_) => None,
+    }
+}
+
+/// All post files under `dir` (the content directory or a directory in it), as paths
+/// relative to it, sorted; entries that could not be read; and symlinks not followed
+/// because they lead outside the content directory or back into their own ancestors
+/// (walked once, never re-walked).
+pub fn discover(config: &Config, dir: &Path) -> Result<Walk, Error> {
     let meta = std::fs::metadata(dir).map_err(|source| Error::ContentDir {
         path: dir.to_path_buf(),
         source,
@@ -55,27 +87,58 @@ pub fn discover(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PostError>), Error> {
             source: std::io::Error::other("not a directory"),
         });
     }
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
+    let root = real_root(config);
+    let content_dir = &config.content.dir;
+    let shown = |p: &Path| {
+        p.strip_prefix(content_dir)
+            .or_else(|_| p.strip_prefix(dir))
+            .unwrap_or(p)
+            .to_path_buf()
+    };
+    let mut walk = Walk::default();
+    let refused = std::cell::RefCell::new(Vec::new());
     let walker = walkdir::WalkDir::new(dir)
         .follow_links(true)
         .into_iter()
         .filter_entry(|e| {
-            e.depth() == 0 || e.file_name().to_str().is_none_or(|n| !is_ignored_name(n))
+            if e.depth() > 0 && e.file_name().to_str().is_some_and(is_ignored_name) {
+                return false;
+            }
+            if e.path_is_symlink()
+                && let Some(target) = escapes(config, &root, e.path())
+            {
+                refused.borrow_mut().push(PostWarning {
+                    path: shown(e.path()),
+                    position: None,
+                    message: format!(
+                        "symlink leads outside the content directory, to `{target}`; not followed (`content.follow_external_symlinks`)"
+                    ),
+                });
+                return false;
+            }
+            true
         });
     for entry in walker {
         match entry {
             Ok(e) if e.file_type().is_file() && is_post_file(e.path()) => {
                 if let Ok(rel) = e.path().strip_prefix(dir) {
-                    files.push(rel.to_path_buf());
+                    walk.files.push(rel.to_path_buf());
                 }
             }
             Ok(_) => {}
             Err(e) => {
-                let rel = e
-                    .path()
-                    .map(|p| p.strip_prefix(dir).unwrap_or(p).to_path_buf())
-                    .unwrap_or_default();
+                let rel = e.path().map(&shown).unwrap_or_default();
+                if let Some(ancestor) = e.loop_ancestor() {
+                    walk.warnings.push(PostWarning {
+                        path: rel,
+                        position: None,
+                        message: format!(
+                            "symlink loop: leads back to `{}`; not walked again",
+                            shown(ancestor).display()
+                        ),
+                    });
+                    continue;
+                }
                 // Only what could have been a post, or a directory that may hold posts.
                 if is_post_file(&rel)
                     || e.io_error()
@@ -84,19 +147,71 @@ pub fn discover(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PostError>), Error> {
                     let message = e
                         .io_error()
                         .map_or_else(|| e.to_string(), ToString::to_string);
-                    errors.push(PostError::new(&rel, PostErrorKind::Unreadable(message)));
+                    walk.errors
+                        .push(PostError::new(&rel, PostErrorKind::Unreadable(message)));
                 }
             }
         }
     }
-    files.sort();
-    Ok((files, errors))
+    walk.warnings.extend(refused.into_inner());
+    walk.files.sort();
+    Ok(walk)
 }
 
-/// Reads a post file as text; `rel` names it in errors.
-pub fn read(dir: &Path, rel: &Path) -> Result<Vec<u8>, PostError> {
-    std::fs::read(dir.join(rel))
-        .map_err(|e| PostError::new(rel, PostErrorKind::Unreadable(e.to_string())))
+/// True when some component of `rel` under `dir` is a symlink.
+fn through_symlink(dir: &Path, rel: &Path) -> bool {
+    let mut path = dir.to_path_buf();
+    rel.components().any(|c| {
+        path.push(c);
+        std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
+    })
+}
+
+/// Reads a post file as bytes; `rel` (relative to the content directory) names it in
+/// errors. Refuses what is not a regular file (a FIFO would block), files over
+/// `content.max_post_bytes` (and reads no more than that even if the file grows), and
+/// files reached through a symlink that leads outside the content directory.
+pub fn read(config: &Config, rel: &Path) -> Result<Vec<u8>, PostError> {
+    use std::io::Read as _;
+    let dir = &config.content.dir;
+    let path = dir.join(rel);
+    let unreadable =
+        |e: std::io::Error| PostError::new(rel, PostErrorKind::Unreadable(e.to_string()));
+    let meta = std::fs::metadata(&path).map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(PostError::new(rel, PostErrorKind::NotAFile));
+    }
+    let max = config.content.max_post_bytes;
+    if meta.len() > max {
+        return Err(PostError::new(
+            rel,
+            PostErrorKind::TooLarge {
+                size: meta.len(),
+                max,
+            },
+        ));
+    }
+    if !config.content.follow_external_symlinks
+        && through_symlink(dir, rel)
+        && let Some(target) = escapes(config, &real_root(config), &path)
+    {
+        return Err(PostError::new(rel, PostErrorKind::OutsideRoot(target)));
+    }
+    let file = std::fs::File::open(&path).map_err(unreadable)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > max {
+        return Err(PostError::new(
+            rel,
+            PostErrorKind::TooLarge {
+                size: bytes.len() as u64,
+                max,
+            },
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Decodes bytes as UTF-8 text (SIMD validation: every byte of every file is checked) or
@@ -193,6 +308,8 @@ pub struct Cache {
     entries: BTreeMap<PathBuf, Entry>,
     /// Entries the last full walk could not read.
     walk_errors: Vec<PostError>,
+    /// Symlinks the last full walk did not follow.
+    walk_warnings: Vec<PostWarning>,
 }
 
 /// What one refresh did.
@@ -222,8 +339,13 @@ impl Cache {
     /// and with `Trust::Stamps` not even reading files that look unchanged) and forgets
     /// files that are gone.
     pub fn refresh_all(&mut self, config: &Config, trust: Trust) -> Result<Refresh, Error> {
-        let (files, walk_errors) = discover(&config.content.dir)?;
-        self.walk_errors = walk_errors;
+        let Walk {
+            files,
+            errors,
+            warnings,
+        } = discover(config, &config.content.dir)?;
+        self.walk_errors = errors;
+        self.walk_warnings = warnings;
         let before = self.entries.len();
         let keep: std::collections::HashSet<&PathBuf> = files.iter().collect();
         self.entries.retain(|p, _| keep.contains(p));
@@ -253,7 +375,7 @@ impl Cache {
             let full = dir.join(rel);
             match std::fs::metadata(&full) {
                 Ok(m) if m.is_dir() => {
-                    let (under, _) = discover(&full)?;
+                    let under = discover(config, &full)?.files;
                     let known: Vec<PathBuf> = self
                         .entries
                         .keys()
@@ -311,7 +433,7 @@ impl Cache {
                 {
                     return (rel.clone(), entry.hash, entry.stamp, None);
                 }
-                match read(dir, rel) {
+                match read(config, rel) {
                     Err(e) => (rel.clone(), 0, None, Some(Err(e))),
                     Ok(bytes) => {
                         let h = hash(&bytes);
@@ -363,6 +485,7 @@ impl Cache {
         let mut loaded = Loaded {
             files: self.entries.len() + self.walk_errors.len(),
             errors: self.walk_errors.clone(),
+            warnings: self.walk_warnings.clone(),
             ..Loaded::default()
         };
         let mut ids: HashMap<&str, &str> = HashMap::new();
@@ -416,7 +539,7 @@ pub fn ensure_bodies(config: &Config, posts: &[&Arc<Post>]) {
         .filter(|post| post.body.get().is_none())
         .for_each(|post| {
             let rel = Path::new(&post.source);
-            match read(&config.content.dir, rel) {
+            match read(config, rel) {
                 Ok(bytes) => {
                     if post.hash != 0 && hash(&bytes) != post.hash {
                         tracing::debug!("{} changed since it was parsed", post.source);
@@ -430,6 +553,31 @@ pub fn ensure_bodies(config: &Config, posts: &[&Arc<Post>]) {
                 }
             }
         });
+}
+
+/// What publishing does to each post's body beyond Markdown, for `check --verbose`: what
+/// sanitizing removes, and whether the body is over `feed.max_entry_bytes` (summary only).
+/// One `(source, remarks)` per post with something to say, sorted by source.
+pub fn body_remarks(config: &Config, posts: &[Arc<Post>]) -> Vec<(String, Vec<String>)> {
+    let mut remarks: Vec<(String, Vec<String>)> = posts
+        .par_iter()
+        .filter_map(|post| {
+            let bytes = read(config, Path::new(&post.source)).ok()?;
+            let text = String::from_utf8_lossy(&bytes);
+            let mut notes = post::removals(config, post, &text);
+            let body = post::render_body(config, post, &text);
+            if body.html.is_none() {
+                notes.push(format!(
+                    "body is over {} bytes (`feed.max_entry_bytes`) or nests elements over {} deep: feeds show its summary and link only",
+                    config.feed.max_entry_bytes,
+                    crate::sanitize::MAX_NESTING
+                ));
+            }
+            (!notes.is_empty()).then(|| (post.source.clone(), notes))
+        })
+        .collect();
+    remarks.sort();
+    remarks
 }
 
 #[cfg(test)]

@@ -10,6 +10,16 @@ use std::path::{Path, PathBuf};
 pub enum PostErrorKind {
     #[error("cannot read file: {0}")]
     Unreadable(String),
+    #[error(
+        "file is {size} bytes, over the limit of {max} bytes (`content.max_post_bytes`); it is skipped"
+    )]
+    TooLarge { size: u64, max: u64 },
+    #[error("not a regular file (a FIFO, socket or device named like a post); it is skipped")]
+    NotAFile,
+    #[error(
+        "symlink leads outside the content directory, to `{0}`; not followed (`content.follow_external_symlinks`)"
+    )]
+    OutsideRoot(String),
     #[error("file is not valid UTF-8 (byte offset {0}); save it as UTF-8")]
     NotUtf8(usize),
     #[error("file is empty")]

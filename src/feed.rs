@@ -9,7 +9,8 @@ use std::sync::Arc;
 use chrono::{DateTime, FixedOffset};
 
 use crate::config::Config;
-use crate::post::{Post, encode_segment};
+use crate::post::Post;
+use crate::text::encode_segment;
 
 /// Which posts a feed collects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -65,6 +66,9 @@ pub struct Plan {
     pub visible: usize,
 }
 
+/// Longest slug, in bytes (cut at a character boundary).
+const MAX_SLUG_BYTES: usize = 150;
+
 /// Lowercase, whitespace and path separators become `-`, everything else (CJK, `+`, `#`) is
 /// kept; `encode_segment` makes it URL-safe. Empty for names with nothing usable.
 pub fn slugify(name: &str) -> String {
@@ -80,7 +84,12 @@ pub fn slugify(name: &str) -> String {
         }
         out.push(c);
     }
-    let trimmed = out.trim_end_matches('-');
+    // A path segment in the export must stay within file-name limits (255 bytes).
+    let mut end = out.len().min(MAX_SLUG_BYTES);
+    while !out.is_char_boundary(end) {
+        end -= 1;
+    }
+    let trimmed = out[..end].trim_end_matches('-');
     if trimmed.chars().all(|c| c == '.') {
         String::new()
     } else {

@@ -26,6 +26,7 @@
 //! 6. Drafts and future posts appear nowhere; a scheduled post appears when its time comes.
 //! 7. A feed never mixes languages when the content is multilingual.
 
+pub mod compress;
 pub mod config;
 pub mod content;
 pub mod error;
@@ -33,8 +34,10 @@ pub mod export;
 pub mod feed;
 pub mod post;
 pub mod render;
+pub mod sanitize;
 pub mod server;
 pub mod snapshot;
+pub mod text;
 pub mod watch;
 
 pub use config::Config;

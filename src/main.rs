@@ -36,7 +36,12 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Load every post and report problems.
-    Check,
+    Check {
+        /// Also say, per post, what sanitizing removes from its body and which bodies are
+        /// too large to publish in full.
+        #[arg(long, short)]
+        verbose: bool,
+    },
 }
 
 /// Posts were skipped: the command did its work, but not with everything.
@@ -71,7 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<Option<Skipped>> {
     };
     let config = config::load(&path, must_exist)?;
     match cli.command.unwrap_or(Command::Serve { bind: None }) {
-        Command::Check => check(&config),
+        Command::Check { verbose } => check(&config, verbose),
         Command::Export { out } => export_cmd(&config, out),
         Command::Serve { bind } => serve(config, bind),
     }
@@ -87,10 +92,17 @@ fn report(loaded: &content::Loaded) -> Option<Skipped> {
     (!loaded.errors.is_empty()).then_some(Skipped)
 }
 
-fn check(config: &Config) -> anyhow::Result<Option<Skipped>> {
+fn check(config: &Config, verbose: bool) -> anyhow::Result<Option<Skipped>> {
     let started = Instant::now();
     let loaded = content::load(config)?;
     let skipped = report(&loaded);
+    if verbose {
+        for (source, remarks) in content::body_remarks(config, &loaded.posts) {
+            for remark in remarks {
+                eprintln!("`{source}`: info: {remark}");
+            }
+        }
+    }
     let now = chrono::Utc::now().fixed_offset();
     let drafts = loaded.posts.iter().filter(|p| p.draft).count();
     let scheduled = loaded

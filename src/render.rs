@@ -64,8 +64,9 @@ pub const INDEX_PATH: &str = "index.html";
 pub struct Texts {
     /// Summary of each entry.
     pub summaries: Vec<String>,
-    /// HTML content of each entry (`None` for summary-only feeds).
-    pub contents: Option<Vec<String>>,
+    /// HTML content of each entry; `None` for an entry shown by its summary only (summary
+    /// feeds, bodies over `feed.max_entry_bytes`, entries past `feed.max_feed_bytes`).
+    pub contents: Vec<Option<String>>,
 }
 
 impl Texts {
@@ -74,15 +75,45 @@ impl Texts {
     }
 
     fn content(&self, i: usize) -> Option<&str> {
-        self.contents.as_ref()?.get(i).map(String::as_str)
+        self.contents.get(i)?.as_deref()
     }
+}
+
+/// Bytes an entry can take in the largest of the three formats: text escaped for XML (at
+/// most 5 bytes per markup character more), plus the entry's fixed parts.
+fn entry_cost(post: &crate::post::Post, summary: &str, content: &str) -> usize {
+    let escaped = |s: &str| {
+        s.len()
+            + 5 * s
+                .bytes()
+                .filter(|b| matches!(b, b'<' | b'>' | b'&' | b'"' | b'\''))
+                .count()
+    };
+    const FIXED: usize = 1024;
+    FIXED
+        + escaped(&post.title)
+        + 2 * escaped(summary)
+        + escaped(content)
+        + post.url.len() * 3
+        + post.id.len()
+        + post.banner.as_ref().map_or(0, |b| b.len() * 2)
+        + post
+            .tags
+            .iter()
+            .chain(&post.categories)
+            .chain(&post.authors)
+            .map(|s| escaped(s) + 64)
+            .sum::<usize>()
 }
 
 /// The texts of a feed's entries from their loaded bodies (`content::ensure_bodies`). An
 /// entry without a body shows its front matter summary or its title, and no content.
+/// Entries keep their content, newest first, while the feed stays within
+/// `feed.max_feed_bytes`; from the first entry that would pass it on, entries carry their
+/// summary only.
 pub fn texts(config: &Config, feed: &Feed) -> Texts {
     let bodies: Vec<_> = feed.entries.iter().map(|p| p.body.get()).collect();
-    let summaries = feed
+    let summaries: Vec<String> = feed
         .entries
         .iter()
         .zip(&bodies)
@@ -94,12 +125,21 @@ pub fn texts(config: &Config, feed: &Feed) -> Texts {
                 .unwrap_or_else(|| post.title.clone()),
         })
         .collect();
-    let contents = (config.feed.content == ContentMode::Full).then(|| {
-        bodies
-            .iter()
-            .map(|b| b.as_ref().map(|b| b.html.text()).unwrap_or_default())
-            .collect()
-    });
+    let mut contents = Vec::new();
+    if config.feed.content == ContentMode::Full {
+        let mut spent = 0usize;
+        let mut within = true;
+        for ((post, body), summary) in feed.entries.iter().zip(&bodies).zip(&summaries) {
+            let html = body
+                .as_ref()
+                .and_then(|b| b.html.as_ref())
+                .map(|h| h.text());
+            let cost = entry_cost(post, summary, html.as_deref().unwrap_or(""));
+            spent = spent.saturating_add(cost);
+            within = within && spent <= config.feed.max_feed_bytes;
+            contents.push(html.filter(|_| within));
+        }
+    }
     Texts {
         summaries,
         contents,

@@ -5,7 +5,6 @@
 //! the bodies of the entries of feeds that must be rendered again.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -16,6 +15,7 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, FixedOffset};
 use rayon::prelude::*;
 
+use crate::compress::{brotli, gunzip, gzip};
 use crate::config::Config;
 use crate::content::{self, Loaded};
 use crate::error::Error;
@@ -212,55 +212,6 @@ fn to_system_time(t: DateTime<FixedOffset>) -> SystemTime {
     } else {
         SystemTime::UNIX_EPOCH
     }
-}
-
-/// gzip at `level` (1-12) with libdeflate: no file name, no mtime, so the bytes are
-/// deterministic. libdeflate's level 9 is both smaller and faster than zlib's level 9.
-pub fn gzip(body: &[u8], level: u32) -> Vec<u8> {
-    let compressed = crate::post::with_compressor(level, |compressor, scratch| {
-        scratch.resize(compressor.gzip_compress_bound(body.len()), 0);
-        let n = compressor.gzip_compress(body, scratch).ok()?;
-        Some(scratch[..n].to_vec())
-    });
-    compressed.unwrap_or_else(|| {
-        // Cannot happen with a buffer of the bound's size; fall back to a stored stream.
-        let mut fallback = flate2::GzBuilder::new()
-            .mtime(0)
-            .write(Vec::new(), flate2::Compression::none());
-        let _ = fallback.write_all(body);
-        fallback.finish().unwrap_or_default()
-    })
-}
-
-/// Decompresses our own gzip output of known length.
-fn gunzip(gzip: &[u8], len: usize) -> Vec<u8> {
-    let mut out = vec![0; len];
-    match libdeflater::Decompressor::new().gzip_decompress(gzip, &mut out) {
-        Ok(n) if n == len => out,
-        _ => {
-            let mut out = Vec::with_capacity(len);
-            let _ = flate2::read::GzDecoder::new(gzip).read_to_end(&mut out);
-            out
-        }
-    }
-}
-
-/// brotli with the given quality; the window is no larger than the body needs (less
-/// encoder memory for small feeds), and the result is stored at its exact size.
-pub fn brotli(body: &[u8], quality: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() / 4);
-    // 2^lgwin - 16 bytes of window cover the body; brotli allows 10..=24.
-    let needed = usize::BITS - body.len().saturating_add(16).leading_zeros();
-    let params = brotli::enc::BrotliEncoderParams {
-        quality: quality as i32,
-        lgwin: needed.clamp(16, 22) as i32,
-        size_hint: body.len(),
-        ..Default::default()
-    };
-    let mut input = body;
-    let _ = brotli::BrotliCompress(&mut input, &mut out, &params);
-    out.shrink_to_fit();
-    out
 }
 
 /// Everything served at one moment. Never changes once built.

@@ -1,8 +1,9 @@
 //! Keeping the served snapshot current: a `Publisher` owns the post cache and publishes new
 //! snapshots; `spawn` runs it on its own thread (never on the async runtime), fed by a
-//! debounced file watcher (inotify, or polling as configured or when the watch limit is hit),
-//! by SIGHUP (full reload) and by a timer for the next scheduled post. Bursts of events are
-//! coalesced: while a rebuild runs, new changes accumulate and lead to one more rebuild.
+//! file watcher (inotify, or polling as configured or when the watch limit is hit), by SIGHUP
+//! (full reload) and by a timer for the next scheduled post. The worker debounces: a burst
+//! of changes is one rebuild once `debounce_ms` passes quietly, and changes that never stop
+//! are still published at least every `10 x debounce_ms`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,6 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use chrono::Utc;
 use notify::{EventKind, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer_opt};
 
 use crate::config::{Config, WatchMode};
 use crate::content::{self, Cache, Trust};
@@ -215,48 +215,41 @@ impl Drop for Handle {
 }
 
 /// A live watcher; kept only so that dropping it stops watching.
-enum AnyDebouncer {
-    Notify {
-        _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
-    },
-    Poll {
-        _debouncer: Debouncer<notify::PollWatcher, RecommendedCache>,
-    },
+enum AnyWatcher {
+    Notify(#[allow(dead_code)] notify::RecommendedWatcher),
+    Poll(#[allow(dead_code)] notify::PollWatcher),
 }
 
-/// Maps debounced events to worker messages: content paths only, no access events.
-fn forward(root: &Path, sender: &Sender<Msg>, result: DebounceEventResult) {
+/// Maps raw change events to worker messages: content paths only, no access events. The
+/// worker does the debouncing, with a bound (see `worker`).
+fn forward(root: &Path, sender: &Sender<Msg>, result: notify::Result<notify::Event>) {
     match result {
-        Ok(events) => {
-            let mut paths = BTreeSet::new();
-            for event in events {
-                if event.need_rescan() {
-                    let _ = sender.send(Msg::Rescan);
-                    return;
-                }
-                if matches!(event.kind, EventKind::Access(_)) {
-                    continue;
-                }
-                for path in &event.paths {
-                    if let Ok(rel) = path.strip_prefix(root)
-                        && !content::is_ignored_path(rel)
-                    {
-                        if rel.as_os_str().is_empty() {
-                            let _ = sender.send(Msg::Rewatch);
-                            return;
-                        }
-                        paths.insert(rel.to_path_buf());
+        Ok(event) => {
+            if event.need_rescan() {
+                let _ = sender.send(Msg::Rescan);
+                return;
+            }
+            if matches!(event.kind, EventKind::Access(_)) {
+                return;
+            }
+            let mut paths = Vec::new();
+            for path in &event.paths {
+                if let Ok(rel) = path.strip_prefix(root)
+                    && !content::is_ignored_path(rel)
+                {
+                    if rel.as_os_str().is_empty() {
+                        let _ = sender.send(Msg::Rewatch);
+                        return;
                     }
+                    paths.push(rel.to_path_buf());
                 }
             }
             if !paths.is_empty() {
-                let _ = sender.send(Msg::Changed(paths.into_iter().collect()));
+                let _ = sender.send(Msg::Changed(paths));
             }
         }
-        Err(errors) => {
-            for e in errors {
-                tracing::warn!("watch error: {e}");
-            }
+        Err(e) => {
+            tracing::warn!("watch error: {e}");
             let _ = sender.send(Msg::Rescan);
         }
     }
@@ -266,35 +259,29 @@ fn start_watcher(
     config: &Config,
     sender: &Sender<Msg>,
     force_poll: bool,
-) -> Result<AnyDebouncer, Error> {
+) -> Result<AnyWatcher, Error> {
+    use notify::Watcher as _;
     let root = config
         .content
         .dir
         .canonicalize()
         .unwrap_or_else(|_| config.content.dir.clone());
-    let debounce = Duration::from_millis(config.watch.debounce_ms.max(1));
-    // The debouncer's default tick (a quarter of the debounce): a finer tick adds up to
-    // ~20 ms less latency but splits a `git checkout` into many more batches (measured
-    // 17-19 rebuilds instead of <= 10 for 1,000 files), so the default stays.
-    let tick = None;
     let watch_err = |e: notify::Error| Error::Watch {
         path: root.clone(),
         message: e.to_string(),
     };
+    let handler = |root: PathBuf, tx: Sender<Msg>| {
+        move |res: notify::Result<notify::Event>| forward(&root, &tx, res)
+    };
     let poll = force_poll || config.watch.mode == WatchMode::Poll;
     if !poll {
-        let tx = sender.clone();
-        let r = root.clone();
-        let attempt = new_debouncer_opt::<_, notify::RecommendedWatcher, RecommendedCache>(
-            debounce,
-            tick,
-            move |res| forward(&r, &tx, res),
-            RecommendedCache::new(),
+        let attempt = notify::RecommendedWatcher::new(
+            handler(root.clone(), sender.clone()),
             notify::Config::default(),
         )
-        .and_then(|mut d| d.watch(&root, RecursiveMode::Recursive).map(|()| d));
+        .and_then(|mut w| w.watch(&root, RecursiveMode::Recursive).map(|()| w));
         match attempt {
-            Ok(d) => return Ok(AnyDebouncer::Notify { _debouncer: d }),
+            Ok(w) => return Ok(AnyWatcher::Notify(w)),
             Err(e) => tracing::warn!(
                 "cannot watch `{}` with change notifications ({e}); falling back to polling every {} ms \
                  (raise fs.inotify.max_user_watches to avoid this)",
@@ -303,21 +290,16 @@ fn start_watcher(
             ),
         }
     }
-    let tx = sender.clone();
-    let r = root.clone();
-    let mut d = new_debouncer_opt::<_, notify::PollWatcher, RecommendedCache>(
-        debounce,
-        tick,
-        move |res| forward(&r, &tx, res),
-        RecommendedCache::new(),
+    let mut w = notify::PollWatcher::new(
+        handler(root.clone(), sender.clone()),
         notify::Config::default()
             .with_poll_interval(Duration::from_millis(config.watch.poll_interval_ms))
             .with_compare_contents(true),
     )
     .map_err(watch_err)?;
-    d.watch(&root, RecursiveMode::Recursive)
+    w.watch(&root, RecursiveMode::Recursive)
         .map_err(watch_err)?;
-    Ok(AnyDebouncer::Poll { _debouncer: d })
+    Ok(AnyWatcher::Poll(w))
 }
 
 /// Runs `publisher` on its own thread, rebuilding on file changes, on `Msg::Full` and when
@@ -376,41 +358,52 @@ fn worker(
     publisher: &mut Publisher,
     receiver: &Receiver<Msg>,
     sender: &Sender<Msg>,
-    mut watcher: Option<AnyDebouncer>,
+    mut watcher: Option<AnyWatcher>,
 ) {
     let dir = publisher.config.content.dir.clone();
     let watching = watcher.is_some();
     let mut dir_missing = false;
     let mut watched = dir_identity(&dir);
     let debounce = Duration::from_millis(publisher.config.watch.debounce_ms.max(1));
-    // The debouncer emits a batch every tick (a quarter of the debounce) while a burst goes
-    // on, so "quiet" must mean more than one tick without a batch: one and a half ticks
-    // (waiting a whole debounce instead would add 75 ms to an edit saved right after the
-    // previous one was published, at the default debounce).
-    let settle = (debounce * 3 / 8).max(Duration::from_millis(5));
     let burst_limit = debounce * 10;
-    let mut last_rebuild = Instant::now() - debounce * 4;
     loop {
         let first = match receiver.recv_timeout(wait_time(&publisher.store, dir_missing)) {
             Ok(msg) => Some(msg),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        // Coalesce everything that queued up while we slept or rebuilt. An isolated change
-        // is rebuilt at once; changes that keep arriving right after a rebuild are a burst
-        // (`git checkout`): wait until 1.5 ticks pass without a batch (bounded, so a
-        // never-ending stream still publishes every `burst_limit`), then rebuild once.
+        // Debounce: a change is rebuilt once `debounce` passes without another one, so a
+        // burst (`git checkout`, an editor's save in several steps) is one rebuild. Changes
+        // that never stop (an autosave or sync tool in a loop) are still published every
+        // `burst_limit` (10 x debounce) from the first change of the batch.
         let mut full = false;
         let mut rescan = false;
         let mut rewatch = false;
         let mut paths = BTreeSet::new();
         let mut pending: Vec<Msg> = first.into_iter().chain(receiver.try_iter()).collect();
-        if !pending.is_empty() && last_rebuild.elapsed() < debounce * 2 {
-            let until = Instant::now() + burst_limit;
-            while let Ok(msg) = receiver.recv_timeout(settle) {
-                pending.push(msg);
-                if Instant::now() > until {
+        let changed = |m: &Msg| matches!(m, Msg::Changed(_) | Msg::Rescan | Msg::Rewatch);
+        if pending.iter().any(changed) && !pending.contains(&Msg::Stop) {
+            let batch_started = Instant::now();
+            let mut quiet_from = batch_started;
+            loop {
+                let now = Instant::now();
+                let until = (quiet_from + debounce).min(batch_started + burst_limit);
+                if now >= until {
                     break;
+                }
+                match receiver.recv_timeout(until - now) {
+                    Ok(msg) => {
+                        if changed(&msg) {
+                            quiet_from = Instant::now();
+                        }
+                        let stop = msg == Msg::Stop;
+                        pending.push(msg);
+                        if stop {
+                            break;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return,
                 }
             }
         }
@@ -456,7 +449,6 @@ fn worker(
         } else {
             publisher.rebuild(Some(&paths))
         };
-        last_rebuild = Instant::now();
         if let Err(e) = result {
             tracing::error!(
                 "rebuild failed, still serving generation {}: {e}",

@@ -1,10 +1,16 @@
 //! Unit tests of `post`: splitting, dates, URL mapping, URL absolutization, summaries and
 //! front-matter fields. Table-driven where the cases are alike.
 
+use std::borrow::Cow;
 use std::path::Path;
 
+use url::Url;
+
 use super::*;
-use crate::config;
+use crate::compress::Html;
+use crate::config::{self, Config};
+use crate::error::{PostError, PostErrorKind};
+use crate::text::{absolutize, truncate, xml_safe};
 
 fn cfg() -> Config {
     config::parse(
@@ -30,7 +36,7 @@ fn full(rel: &str, text: &str) -> Full {
     let post = parse_ok(rel, text);
     let body = render_body(&cfg(), &post, text);
     Full {
-        html: body.html.text(),
+        html: body.html.map(|h| h.text()).unwrap_or_default(),
         summary: body.summary,
         post,
     }

@@ -47,7 +47,6 @@ struct Item<'a> {
 }
 
 pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<u8>, String> {
-    let full = texts.contents.is_some();
     let json = JsonFeed {
         version: "https://jsonfeed.org/version/1.1",
         title: &feed.title,
@@ -70,8 +69,8 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
                 url: &post.url,
                 title: &post.title,
                 content_html: texts.content(i),
-                // JSON Feed requires content: summary-only feeds carry the summary as text.
-                content_text: (!full).then_some(texts.summary(i)),
+                // JSON Feed requires content: summary-only entries carry the summary as text.
+                content_text: texts.content(i).is_none().then_some(texts.summary(i)),
                 summary: texts.summary(i),
                 image: post.banner.as_deref(),
                 date_published: post.date.to_rfc3339(),

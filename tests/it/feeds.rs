@@ -81,7 +81,7 @@ fn every_sample_feed_parses_back_with_titles_links_ids_dates_and_content() {
                 .unwrap_or_default();
             assert_eq!(
                 content.trim_end(),
-                support::body(post).html.text().trim_end(),
+                support::body(post).html_text().trim_end(),
                 "{path}: content survives"
             );
             let terms: HashSet<&str> = entry.categories.iter().map(|c| c.term.as_str()).collect();

@@ -87,7 +87,7 @@ fn the_five_seed_posts_load_with_the_expected_fields() {
         assert_eq!(support::body(post).summary, want.summary);
         // Every image, Markdown or raw HTML, points at the post's media folder, absolutely.
         let dir = url.rsplit_once('/').map(|(d, _)| d).expect("has a slash");
-        let html = support::body(post).html.text();
+        let html = support::body(post).html_text();
         let images: Vec<&str> = html
             .match_indices("<img src=\"")
             .map(|(i, m)| &html[i + m.len()..])
@@ -128,8 +128,7 @@ fn seed_bodies_give_gap_free_chinese_summaries_and_html() {
     // `持续专注内核创新` was not split by the line break after `openEuler` (Latin-CJK keeps it)
     // but `累计发布了 588` ... `个软件仓库` keeps the author's spaces.
     assert!(
-        body.html
-            .text()
+        body.html_text()
             .contains("第一，坚持技术创新是openEuler立足的根本，openEuler\n持续专注内核创新")
     );
     // The setext heading of seed 004 is a real heading.
@@ -138,11 +137,11 @@ fn seed_bodies_give_gap_free_chinese_summaries_and_html() {
     let post = feedsmith::post::parse(&config, Path::new("zh/news/y/y.md"), &text).expect("parses");
     let body = feedsmith::post::render_body(&config, &post, &text);
     assert!(
-        body.html.text().contains(
+        body.html_text().contains(
             "<h2><strong>openEuler 社区加速 AI 融合与应用，累计装机量达到850万+台套</strong></h2>"
         ),
         "{}",
-        &body.html.text()[..600]
+        &body.html_text()[..600]
     );
 }
 

@@ -414,3 +414,56 @@ fn healthz_is_degraded_while_a_post_is_broken() {
     );
     assert_eq!(json["posts"], 1);
 }
+
+/// An editor's autosave or a sync tool in a loop: one file rewritten every 20 ms never goes
+/// quiet, yet a rebuild must come at least every `10 × debounce_ms` while it goes on.
+#[test]
+fn a_file_rewritten_in_a_loop_is_published_at_least_every_ten_debounces() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // Odd versions are written in place, even ones saved atomically (temp file + rename).
+    let write = |n: usize| {
+        let text = support::post(&format!("Version {n}"), "2024-01-01", &["t"], "x");
+        if n % 2 == 1 {
+            support::write(dir.path(), "hot.md", &text);
+        } else {
+            support::write(dir.path(), ".hot.md.tmp", &text);
+            std::fs::rename(dir.path().join(".hot.md.tmp"), dir.path().join("hot.md"))
+                .expect("rename");
+        }
+    };
+    write(0);
+    let run = start(dir.path(), ""); // debounce 50 ms: at most 500 ms between rebuilds
+    let limit = std::time::Duration::from_millis(500);
+    let writing = std::time::Duration::from_secs(4);
+    let started = std::time::Instant::now();
+    let mut published = vec![(started, run.store.load().generation)];
+    let mut n = 0;
+    while started.elapsed() < writing {
+        n += 1;
+        write(n);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let generation = run.store.load().generation;
+        if generation != published.last().map_or(0, |p| p.1) {
+            published.push((std::time::Instant::now(), generation));
+        }
+    }
+    let gaps: Vec<u128> = published
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0).as_millis())
+        .chain(std::iter::once(
+            (started + writing - published.last().map_or(started, |p| p.0)).as_millis(),
+        ))
+        .collect();
+    // Slack over the limit for the rebuild itself and a loaded 2-core machine.
+    let bound = (limit + std::time::Duration::from_millis(350)).as_millis();
+    assert!(
+        gaps.iter().all(|&g| g <= bound),
+        "{} writes, rebuilds published after gaps of {gaps:?} ms (bound {bound} ms)",
+        n
+    );
+    assert!(
+        published.len() >= 5,
+        "only {} publications in 4 s",
+        published.len()
+    );
+}

@@ -1,0 +1,264 @@
+//! The body pipeline: Markdown to HTML (CJK line joining, task-list markers as text),
+//! then sanitizing by the allowlist in `crate::sanitize` with every URL made absolute, then
+//! the size budget and the plain-text summary. Pure.
+
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+use url::Url;
+
+use super::{Body, Post, split};
+use crate::compress::Html;
+use crate::config::Config;
+use crate::text::{absolutize, collapse_whitespace, is_cjk, normalize, truncate};
+
+fn absolutize_srcset(srcset: &str, post_url: &Url, site: &Url) -> String {
+    srcset
+        .split(',')
+        .map(|candidate| {
+            let candidate = candidate.trim();
+            let (url, descriptor) = candidate
+                .split_once(char::is_whitespace)
+                .unwrap_or((candidate, ""));
+            let url = absolutize(url, post_url, site).unwrap_or_else(|| url.to_string());
+            if descriptor.is_empty() {
+                url
+            } else {
+                format!("{url} {}", descriptor.trim())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Makes every URL attribute in `html` absolute (Markdown output and raw HTML alike).
+pub fn absolutize_html(html: &str, post_url: &Url, site: &Url) -> String {
+    use lol_html::{RewriteStrSettings, element, rewrite_str};
+    let single = |attr: &'static str| {
+        move |el: &mut lol_html::html_content::Element| {
+            if let Some(value) = el.get_attribute(attr)
+                && let Some(abs) = absolutize(&value, post_url, site)
+                && abs != value
+            {
+                el.set_attribute(attr, &abs)?;
+            }
+            Ok(())
+        }
+    };
+    let srcset = |el: &mut lol_html::html_content::Element| {
+        if let Some(value) = el.get_attribute("srcset") {
+            el.set_attribute("srcset", &absolutize_srcset(&value, post_url, site))?;
+        }
+        Ok(())
+    };
+    let settings = RewriteStrSettings {
+        element_content_handlers: vec![
+            element!("[href]", single("href")),
+            element!("[src]", single("src")),
+            element!("[poster]", single("poster")),
+            element!("[cite]", single("cite")),
+            element!("object[data]", single("data")),
+            element!("[srcset]", srcset),
+        ],
+        ..RewriteStrSettings::new()
+    };
+    rewrite_str(html, settings).unwrap_or_else(|_| html.to_string())
+}
+
+fn markdown_options() -> Options {
+    Options::ENABLE_TABLES
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_TASKLISTS
+}
+
+fn text_of<'a>(e: &'a Event<'a>) -> Option<&'a str> {
+    match e {
+        Event::Text(t) | Event::Code(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// Drops soft breaks between two CJK characters so hard-wrapped Chinese does not get gaps.
+fn join_cjk_lines(events: Vec<Event<'_>>) -> Vec<Event<'_>> {
+    let mut out: Vec<Event<'_>> = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        if matches!(event, Event::SoftBreak) {
+            let prev = events[..i]
+                .iter()
+                .rev()
+                .find(|e| !matches!(e, Event::Start(_) | Event::End(_)))
+                .and_then(text_of)
+                .and_then(|t| t.chars().next_back());
+            let next = events[i + 1..]
+                .iter()
+                .find(|e| !matches!(e, Event::Start(_) | Event::End(_)))
+                .and_then(text_of)
+                .and_then(|t| t.chars().next());
+            if matches!((prev, next), (Some(a), Some(b)) if is_cjk(a) && is_cjk(b)) {
+                continue;
+            }
+        }
+        out.push(event.clone());
+    }
+    out
+}
+
+/// Plain text of Markdown events: no markup, no image alt text, no raw HTML.
+fn plain_text(events: &[Event<'_>]) -> String {
+    let mut raw = String::new();
+    let mut in_image = 0usize;
+    for event in events {
+        match event {
+            Event::Start(Tag::Image { .. }) => in_image += 1,
+            Event::End(TagEnd::Image) => in_image = in_image.saturating_sub(1),
+            Event::Text(t) | Event::Code(t) if in_image == 0 => raw.push_str(t),
+            Event::SoftBreak | Event::HardBreak => raw.push('\n'),
+            Event::End(
+                TagEnd::Paragraph
+                | TagEnd::Heading(_)
+                | TagEnd::Item
+                | TagEnd::TableCell
+                | TagEnd::BlockQuote(_)
+                | TagEnd::CodeBlock,
+            ) => raw.push('\n'),
+            _ => {}
+        }
+    }
+    collapse_whitespace(&raw)
+}
+
+/// Container depth past which Markdown nesting is flattened (its text stays): 100,000
+/// nested `>` would otherwise become as many nested elements for every later stage.
+const MAX_DEPTH: usize = 64;
+
+/// Drops the start and end tags of Markdown containers nested deeper than [`MAX_DEPTH`].
+fn limit_nesting(events: Vec<Event<'_>>) -> Vec<Event<'_>> {
+    let mut kept_starts: Vec<bool> = Vec::new();
+    events
+        .into_iter()
+        .filter(|event| match event {
+            Event::Start(_) => {
+                let keep = kept_starts.len() < MAX_DEPTH;
+                kept_starts.push(keep);
+                keep
+            }
+            Event::End(_) => kept_starts.pop().unwrap_or(true),
+            _ => true,
+        })
+        .collect()
+}
+
+/// Task-list checkboxes become the characters ☐/☑: form controls are not allowed in feeds.
+fn task_markers_as_text(event: Event<'_>) -> Event<'_> {
+    match event {
+        Event::TaskListMarker(done) => Event::Text(if done { "☑ " } else { "☐ " }.into()),
+        other => other,
+    }
+}
+
+/// The summary: front matter, else the text before `<!--more-->` (at most ten automatic
+/// summaries long), else the start of the text cut at a sentence end, else the title.
+fn summary(config: &Config, post: &Post, events: &[Event<'_>]) -> String {
+    if let Some(given) = &post.given_summary {
+        return given.clone();
+    }
+    let more = events.iter().position(
+        |e| matches!(e, Event::Html(h) | Event::InlineHtml(h) if h.trim() == "<!--more-->"),
+    );
+    let length = config.content.summary_length;
+    let text = match more {
+        Some(i) => truncate(&plain_text(&events[..i]), length.saturating_mul(10)),
+        None => truncate(&plain_text(events), length),
+    };
+    if text.is_empty() {
+        post.title.clone()
+    } else {
+        text
+    }
+}
+
+/// The Markdown body of `text` (the whole text when its front matter no longer parses).
+fn markdown_of(text: &str) -> &str {
+    split(text).map_or(text, |parts| parts.body)
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends at a line end (or at a
+/// character boundary when there is none).
+fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = &s[..end];
+    cut.rfind('\n').map_or(cut, |i| &cut[..=i])
+}
+
+/// Renders the body of `post` from its file's `text`: HTML sanitized by the allowlist in
+/// `crate::sanitize` (unless `content.sanitize` is off) with every URL absolute, and the
+/// summary. A body whose Markdown or HTML is over `feed.max_entry_bytes`, or whose HTML
+/// nests deeper than `sanitize::MAX_NESTING`, gets no HTML (the entry shows its summary and
+/// link); of a body over budget only the start is read for the summary. A text
+/// without valid front matter (the file changed since `post` was parsed) renders as if all
+/// of it were the body.
+pub fn render_body(config: &Config, post: &Post, text: &str) -> Body {
+    let text = normalize(text);
+    let markdown = markdown_of(&text);
+    let budget = config.feed.max_entry_bytes;
+    if markdown.len() > budget {
+        let start = prefix(markdown, budget);
+        let events = limit_nesting(Parser::new_ext(start, markdown_options()).collect());
+        return Body {
+            html: None,
+            summary: summary(config, post, &events),
+        };
+    }
+    let post_url = Url::parse(&post.url).unwrap_or_else(|_| config.site.base_url.clone());
+    let events = limit_nesting(join_cjk_lines(
+        Parser::new_ext(markdown, markdown_options())
+            .map(task_markers_as_text)
+            .collect(),
+    ));
+    let mut html = String::with_capacity(markdown.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, events.iter().cloned());
+    let html = (html.len() <= budget && !crate::sanitize::too_deep(&html))
+        .then(|| {
+            if config.content.sanitize {
+                crate::sanitize::clean(
+                    &html,
+                    &post_url,
+                    &config.site.base_url,
+                    &config.content.allowed_iframe_hosts,
+                )
+            } else {
+                absolutize_html(&html, &post_url, &config.site.base_url)
+            }
+        })
+        .filter(|clean| clean.len() <= budget)
+        .map(|clean| Html::new(&clean));
+    Body {
+        html,
+        summary: summary(config, post, &events),
+    }
+}
+
+/// What sanitizing removes from the body of `post` (for `check --verbose`); empty when
+/// `content.sanitize` is off or the body is over budget (it is not published as HTML).
+pub fn removals(config: &Config, post: &Post, text: &str) -> Vec<String> {
+    let text = normalize(text);
+    let markdown = markdown_of(&text);
+    if !config.content.sanitize || markdown.len() > config.feed.max_entry_bytes {
+        return Vec::new();
+    }
+    let post_url = Url::parse(&post.url).unwrap_or_else(|_| config.site.base_url.clone());
+    let events = limit_nesting(Parser::new_ext(markdown, markdown_options()).collect());
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, events.into_iter().map(task_markers_as_text));
+    crate::sanitize::removals(
+        &html,
+        &post_url,
+        &config.site.base_url,
+        &config.content.allowed_iframe_hosts,
+    )
+}
