@@ -125,6 +125,11 @@ pub fn discover(config: &Config, dir: &Path) -> Result<Walk, Error> {
                     walk.files.push(rel.to_path_buf());
                 }
             }
+            Ok(e) if !e.file_type().is_dir() && is_post_file(e.path()) => {
+                // A FIFO, socket or device named like a post: reading it could block.
+                walk.errors
+                    .push(PostError::new(&shown(e.path()), PostErrorKind::NotAFile));
+            }
             Ok(_) => {}
             Err(e) => {
                 let rel = e.path().map(&shown).unwrap_or_default();

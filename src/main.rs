@@ -153,16 +153,25 @@ fn export_cmd(config: &Config, out: Option<PathBuf>) -> anyhow::Result<Option<Sk
     }
     tracing::debug!(ms = ms(started), "written");
     println!(
-        "exported {} feeds ({} files) to `{}` in {:.2?}: {} written, {} unchanged, {} removed",
+        "exported {} feeds ({} files) to `{}` in {:.2?}{}: {} written, {} unchanged, {} removed",
         snap.feeds,
         snap.files.len() * 2,
         out.display(),
         started.elapsed(),
+        peak_memory().map_or_else(String::new, |mib| format!(", peak memory {mib:.1} MiB")),
         summary.written,
         summary.unchanged,
         summary.removed
     );
     Ok(skipped)
+}
+
+/// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
+fn peak_memory() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Milliseconds since `started`, for timing logs.

@@ -381,7 +381,11 @@ pub fn removals(html: &str, post_url: &Url, site: &Url, iframe_hosts: &[String])
             for attribute in el.attributes() {
                 let name = attribute.name();
                 let value = attribute.value();
-                if !allowed.contains(&name.as_str()) && !GENERIC_ATTRIBUTES.contains(&name.as_str())
+                if matches!(name.as_str(), "class" | "id") {
+                    // Presentational hooks, dropped silently (pulldown-cmark's footnotes
+                    // have them too).
+                } else if !allowed.contains(&name.as_str())
+                    && !GENERIC_ATTRIBUTES.contains(&name.as_str())
                 {
                     note(format!("attribute `{name}` removed from <{tag}>"));
                 } else {

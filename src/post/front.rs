@@ -93,7 +93,7 @@ pub fn split(text: &str) -> Result<Split<'_>, PostErrorKind> {
 pub fn parse_date(s: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, String> {
     let s = s.trim();
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
-        return Ok(d);
+        return in_range(d, s);
     }
     for fmt in [
         "%Y-%m-%d %H:%M:%S %z",
@@ -101,7 +101,7 @@ pub fn parse_date(s: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, S
         "%Y-%m-%dT%H:%M%:z",
     ] {
         if let Ok(d) = DateTime::parse_from_str(s, fmt) {
-            return Ok(d);
+            return in_range(d, s);
         }
     }
     let naive = [
@@ -120,7 +120,20 @@ pub fn parse_date(s: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, S
     .ok_or_else(|| {
         format!("is not a date: `{s}` (expected 2024-05-01, 2024-05-01 10:00 or RFC 3339)")
     })?;
-    localize(naive, tz).ok_or_else(|| format!("is not a time that exists in {tz}: `{s}`"))
+    let date =
+        localize(naive, tz).ok_or_else(|| format!("is not a time that exists in {tz}: `{s}`"))?;
+    in_range(date, s)
+}
+
+/// Dates every feed format can carry: RFC 822 (RSS) and HTTP dates have four-digit years.
+fn in_range(date: DateTime<FixedOffset>, s: &str) -> Result<DateTime<FixedOffset>, String> {
+    use chrono::Datelike as _;
+    let utc_year = date.naive_utc().year();
+    if (1000..=9999).contains(&date.year()) && (1000..=9999).contains(&utc_year) {
+        Ok(date)
+    } else {
+        Err(format!("is out of range: `{s}` (years 1000 to 9999)"))
+    }
 }
 
 /// A local time in `tz`. Ambiguous times (DST fold) take the earlier instant; times in a DST

@@ -86,7 +86,83 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
             })
             .collect(),
     };
-    let mut out = serde_json::to_vec_pretty(&json).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, PlainTextSafe::default());
+    json.serialize(&mut serializer).map_err(|e| e.to_string())?;
     out.push(b'\n');
     Ok(out)
+}
+
+/// Pretty JSON in which every `<` of a plain-text value (everything but `content_html`) is
+/// written `\u003c`: the same string to any JSON parser, but no tag-like text (a title
+/// `<script>...`) for a reader or a page that mistakes a text field for HTML.
+#[derive(Default)]
+struct PlainTextSafe {
+    pretty: serde_json::ser::PrettyFormatter<'static>,
+    in_key: bool,
+    key: String,
+}
+
+impl serde_json::ser::Formatter for PlainTextSafe {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.begin_array(w)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.pretty.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.begin_object(w)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.in_key = true;
+        self.key.clear();
+        self.pretty.begin_object_key(w, first)
+    }
+    fn end_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.in_key = false;
+        self.pretty.end_object_key(w)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.end_object_value(w)
+    }
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        if self.in_key {
+            self.key.push_str(fragment);
+            return w.write_all(fragment.as_bytes());
+        }
+        if self.key == "content_html" || !fragment.contains('<') {
+            return w.write_all(fragment.as_bytes());
+        }
+        for (i, part) in fragment.split('<').enumerate() {
+            if i > 0 {
+                w.write_all(b"\\u003c")?;
+            }
+            w.write_all(part.as_bytes())?;
+        }
+        Ok(())
+    }
 }

@@ -62,7 +62,8 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
             Item {
                 title: Some(post.title.clone()),
                 link: Some(post.url.clone()),
-                description: Some(texts.summary(i).to_string()),
+                // RSS readers take `description` as HTML: the plain-text summary is escaped.
+                description: Some(super::escape(texts.summary(i))),
                 content: content(i),
                 pub_date: Some(post.date.to_rfc2822()),
                 guid: Some(Guid {
@@ -86,11 +87,12 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
     let channel = Channel {
         title: feed.title.clone(),
         link: feed.home_url.clone(),
-        description: if feed.description.is_empty() {
-            feed.title.clone()
+        // Plain text in a field readers take as HTML: escaped.
+        description: super::escape(if feed.description.is_empty() {
+            &feed.title
         } else {
-            feed.description.clone()
-        },
+            &feed.description
+        }),
         language: Some(feed.language.clone()),
         last_build_date: Some(feed.updated.to_rfc2822()),
         pub_date: Some(feed.updated.to_rfc2822()),

@@ -3,6 +3,7 @@
 mod check;
 mod export;
 mod feeds;
+mod hostile;
 mod http;
 mod seeds;
 mod support;
