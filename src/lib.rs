@@ -5,8 +5,9 @@
 //! # Data flow
 //! ```text
 //! content/**.md --content::Cache (load front matter in parallel)--> posts (+ PostErrors)
-//!   --feed::plan--> feeds --content::ensure_bodies (Markdown of shown posts only)
-//!   --render--> bytes x {rss, atom, json} (+ OPML, index)
+//!   --feed::plan--> feeds --content::ensure_bodies (shown posts only: Markdown -> HTML
+//!   --sanitize::clean (allowlist, absolute URLs) -> size budget -> summary)
+//!   --render--> bytes x {rss, atom, json} (+ OPML, index; feed byte budget)
 //!   --snapshot::build--> Rendered (gzip, ETag, Last-Modified; identity and br on demand)
 //!   --> Snapshot (immutable) --> SnapshotStore (ArcSwap) --> server (one snapshot per request)
 //!   \--> export::export: each file written to feeds/ as soon as it is rendered
@@ -25,6 +26,13 @@
 //! 5. The async runtime never parses content; rebuilds run on their own thread.
 //! 6. Drafts and future posts appear nowhere; a scheduled post appears when its time comes.
 //! 7. A feed never mixes languages when the content is multilingual.
+//! 8. Content is untrusted at the output boundary: every HTML body passes the one allowlist
+//!    in `sanitize` before any format sees it; every input has a bound (file size, entry and
+//!    feed bytes, nesting, title and tag counts) and symlinks stay inside the content dir.
+//!
+//! `text` (XML-safe text, URL segments) and `compress` (codecs) are leaves that depend on
+//! nothing of ours; `post` is split into `front` (front matter) and `body` (the HTML
+//! pipeline).
 
 pub mod compress;
 pub mod config;

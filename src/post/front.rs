@@ -536,6 +536,17 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
             s
         }
     });
+    // Only an http(s) image is published (no `javascript:`, `data:` or other schemes).
+    let banner = match banner {
+        Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+            warn(
+                "banner",
+                "`banner` is not an http(s) URL; it is ignored".to_string(),
+            );
+            None
+        }
+        other => other,
+    };
     let mut bound = |key: &str, names: Vec<String>| -> Vec<String> {
         if names.len() > MAX_NAMES {
             warn(

@@ -931,3 +931,19 @@ fn the_catalogue_table_names_every_committed_fixture() {
         );
     }
 }
+
+#[test]
+fn a_banner_that_is_not_an_http_url_is_ignored_with_a_warning() {
+    let dir = catalogue();
+    for base in ["site", "post"] {
+        let (_, loaded) = load(
+            dir.path(),
+            &format!("[content]\nbanner_base = \"{base}\"\n"),
+        );
+        assert_eq!(post(&loaded, "banner-javascript.md").banner, None, "{base}");
+        assert_eq!(
+            warnings_of(&loaded, "banner-javascript.md"),
+            ["`banner-javascript.md`:4:9: warning: `banner` is not an http(s) URL; it is ignored"]
+        );
+    }
+}
