@@ -27,10 +27,12 @@
 //! 7. A feed never mixes languages when the content is multilingual.
 
 pub mod config;
+pub mod conn;
 pub mod content;
 pub mod error;
 pub mod export;
 pub mod feed;
+pub mod listener;
 pub mod post;
 pub mod render;
 pub mod server;

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::http::header::{
     self, AcceptEncoding, ContentEncoding, Encoding as HeaderEncoding, Header, HeaderValue,
     IfModifiedSince, IfNoneMatch, Preference, Quality,
@@ -295,12 +296,63 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
     if let Some(ce) = content_encoding(encoding) {
         builder.insert_header((header::CONTENT_ENCODING, ce));
     }
-    builder.body(match encoding {
+    builder.body(Slices::new(match encoding {
         Encoding::Identity => file.identity_within(state.identity_cache_bytes),
         _ => file
             .body(encoding)
             .unwrap_or_else(|| file.identity_within(state.identity_cache_bytes)),
-    })
+    }))
+}
+
+/// Largest piece of a body handed to the HTTP layer at once.
+pub const BODY_SLICE: usize = 16 * 1024;
+
+/// A precomputed body handed to the HTTP layer in slices of at most `BODY_SLICE` bytes
+/// (zero-copy). actix-http copies body pieces into its per-connection write buffer and
+/// stops taking more only once that buffer passes 32 KiB, so with whole bodies a client
+/// that does not read could pin 32 KiB plus a whole feed per connection; with slices, at
+/// most 32 KiB plus one slice. Same bytes and `Content-Length` on the wire.
+pub struct Slices {
+    rest: web::Bytes,
+    len: u64,
+}
+
+impl Slices {
+    pub fn new(body: web::Bytes) -> Self {
+        Slices {
+            len: body.len() as u64,
+            rest: body,
+        }
+    }
+}
+
+impl MessageBody for Slices {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Sized(self.len)
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        if this.rest.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let n = this.rest.len().min(BODY_SLICE);
+        std::task::Poll::Ready(Some(Ok(this.rest.split_to(n))))
+    }
+
+    fn try_into_bytes(self) -> Result<web::Bytes, Self> {
+        // Small bodies go through actix's whole-body path, as before.
+        if self.rest.len() <= BODY_SLICE && self.rest.len() as u64 == self.len {
+            Ok(self.rest)
+        } else {
+            Err(self)
+        }
+    }
 }
 
 async fn healthz(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
