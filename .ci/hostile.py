@@ -6,9 +6,9 @@ is bounded in time and every server it starts is killed on exit.
 
 Checks (each asserts; the script exits 1 on the first failure):
   pipelining   CONNS connections each send REQUESTS pipelined GETs of /rss.xml and never read
-               (SO_RCVBUF 4096): VmRSS stays under start + 100 MiB while they hang, the server
-               closes them after `write_timeout_s`, and VmRSS returns within 20 MiB of the start
-               once they are gone
+               (SO_RCVBUF 4096), twice: VmRSS stays under start + 100 MiB while they hang and
+               after, the server closes them after `write_timeout_s`, and the second round
+               reuses the memory of the first (grows < 20 MiB)
   smuggling    Content-Length + Transfer-Encoding, then a second request on the same connection:
                answered 400 and the connection closed, the second request never answered
   host         HTTP/1.1 without Host: 400; HTTP/1.0 without Host: 200
@@ -17,6 +17,8 @@ Checks (each asserts; the script exits 1 on the first failure):
   shutdown     SIGTERM while 50 keep-alive clients loop on requests and 50 sit idle: exits 0
                within `shutdown_timeout_s` + 1 s
   maxconn      past `max_connections`, new connections are closed and the log says why
+  export       `export` into a full filesystem (a 200 KiB tmpfs; skipped unless root): exit 2,
+               no temp file left
 """
 
 import argparse
@@ -365,6 +367,28 @@ def maxconn(binary):
         srv.kill()
 
 
+def export_full(binary):
+    """`export` into a 200 KiB tmpfs (the sample export is ~700 KiB): exit 2, no temp file."""
+    mnt = tempfile.mkdtemp(prefix="feedsmith-full.")
+    try:
+        if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", mnt], capture_output=True
+        ).returncode != 0:
+            print("  skipped: cannot mount a tmpfs here (needs root)")
+            return
+        try:
+            r = subprocess.run([binary, "--config", os.path.join(ROOT, "config.toml"), "export", "--out", mnt],
+                               capture_output=True, timeout=60)
+            temps = [f for _, _, fs in os.walk(mnt) for f in fs if f.endswith(".tmp")]
+            print("  exit %d: %s" % (r.returncode, r.stderr.decode().strip().splitlines()[-1:]))
+            check(r.returncode == 2 and b"No space left" in r.stderr, "a full filesystem: exit 2 with the reason")
+            check(not temps, "no temp file left (%d found)" % len(temps))
+        finally:
+            subprocess.run(["umount", mnt], check=False)
+    finally:
+        os.rmdir(mnt)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
@@ -380,6 +404,7 @@ def main():
         "maxconn": lambda: maxconn(args.binary),
         "shutdown": lambda: shutdown(args.binary),
         "pipelining": lambda: pipelining(args.binary, args.conns, args.requests),
+        "export": lambda: export_full(args.binary),
     }
     failed = 0
     for name, step in steps.items():

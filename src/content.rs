@@ -76,6 +76,15 @@ pub fn discover(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PostError>), Error> {
                     .path()
                     .map(|p| p.strip_prefix(dir).unwrap_or(p).to_path_buf())
                     .unwrap_or_default();
+                // A file or directory deleted while we walk is simply gone (a dangling
+                // symlink is still there, and reported).
+                if e.io_error()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+                    && e.path()
+                        .is_none_or(|p| std::fs::symlink_metadata(p).is_err())
+                {
+                    continue;
+                }
                 // Only what could have been a post, or a directory that may hold posts.
                 if is_post_file(&rel)
                     || e.io_error()
@@ -163,9 +172,29 @@ impl Stamp {
     }
 }
 
-/// A file read during a refresh: its path, content hash, stamp, and a new parse unless the
-/// content is unchanged.
-type Read = (PathBuf, u64, Option<Stamp>, Option<Result<Post, PostError>>);
+/// What reading one file during a refresh found.
+enum Outcome {
+    /// Same bytes (or a trusted stamp): keep the parse.
+    Unchanged,
+    /// The file no longer exists: a removal, not an error.
+    Gone,
+    /// New bytes, parsed (or not).
+    Parsed(Result<Post, PostError>),
+}
+
+/// A file read during a refresh: its path, content hash, stamp and outcome.
+type Read = (PathBuf, u64, Option<Stamp>, Outcome);
+
+/// The cached paths equal to `rel` or under it: contiguous in a `BTreeMap` keyed by
+/// `PathBuf`, whose order is component by component.
+fn under<'a, V>(
+    map: &'a BTreeMap<PathBuf, V>,
+    rel: &'a Path,
+) -> impl Iterator<Item = &'a PathBuf> + 'a {
+    map.range::<Path, _>((std::ops::Bound::Included(rel), std::ops::Bound::Unbounded))
+        .map(|(p, _)| p)
+        .take_while(move |p| p.starts_with(rel))
+}
 
 /// How far a refresh trusts what it already knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,8 +257,11 @@ impl Cache {
         let keep: std::collections::HashSet<&PathBuf> = files.iter().collect();
         self.entries.retain(|p, _| keep.contains(p));
         let removed = before - self.entries.len();
-        let parsed = self.update(config, &files, trust);
-        Ok(Refresh { parsed, removed })
+        let (parsed, gone) = self.update(config, &files, trust);
+        Ok(Refresh {
+            parsed,
+            removed: removed + gone,
+        })
     }
 
     /// Refreshes only the given paths (relative to the content dir). A path that is now a
@@ -253,15 +285,10 @@ impl Cache {
             let full = dir.join(rel);
             match std::fs::metadata(&full) {
                 Ok(m) if m.is_dir() => {
-                    let (under, _) = discover(&full)?;
-                    let known: Vec<PathBuf> = self
-                        .entries
-                        .keys()
-                        .filter(|p| p.starts_with(rel))
-                        .cloned()
-                        .collect();
+                    let (found, _) = discover(&full)?;
+                    let known: Vec<PathBuf> = under(&self.entries, rel).cloned().collect();
                     let present: std::collections::HashSet<PathBuf> =
-                        under.iter().map(|p| rel.join(p)).collect();
+                        found.iter().map(|p| rel.join(p)).collect();
                     for p in known {
                         if !present.contains(&p) {
                             self.entries.remove(&p);
@@ -273,12 +300,7 @@ impl Cache {
                 Ok(m) if m.is_file() && is_post_file(rel) => files.push(rel.clone()),
                 Ok(_) => {}
                 Err(_) => {
-                    let gone: Vec<PathBuf> = self
-                        .entries
-                        .keys()
-                        .filter(|p| p.starts_with(rel))
-                        .cloned()
-                        .collect();
+                    let gone: Vec<PathBuf> = under(&self.entries, rel).cloned().collect();
                     removed += gone.len();
                     for p in gone {
                         self.entries.remove(&p);
@@ -288,35 +310,54 @@ impl Cache {
         }
         files.sort();
         files.dedup();
-        let parsed = self.update(config, &files, Trust::Nothing);
-        Ok(Refresh { parsed, removed })
+        let (parsed, gone) = self.update(config, &files, Trust::Nothing);
+        Ok(Refresh {
+            parsed,
+            removed: removed + gone,
+        })
     }
 
-    /// Reads the files in parallel, re-parsing those whose hash changed. Returns how many
-    /// were parsed.
-    fn update(&mut self, config: &Config, files: &[PathBuf], trust: Trust) -> usize {
+    /// Reads the files in parallel, re-parsing those whose hash changed; files found gone
+    /// meanwhile are forgotten. Returns how many were parsed and how many were gone.
+    fn update(&mut self, config: &Config, files: &[PathBuf], trust: Trust) -> (usize, usize) {
         let dir = &config.content.dir;
         let results: Vec<Read> = files
             .par_iter()
             .map(|rel| {
                 let known = self.entries.get(rel);
                 let taken = SystemTime::now();
-                let stamp = std::fs::metadata(dir.join(rel))
-                    .ok()
-                    .and_then(|m| Stamp::of(&m, taken));
+                let meta = std::fs::metadata(dir.join(rel));
+                if meta
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                {
+                    return (rel.clone(), 0, None, Outcome::Gone);
+                }
+                let stamp = meta.ok().and_then(|m| Stamp::of(&m, taken));
                 if trust == Trust::Stamps
                     && let Some(entry) = known
                     && let (Some(old), Some(new)) = (entry.stamp, stamp)
                     && old.unchanged(&new)
                 {
-                    return (rel.clone(), entry.hash, entry.stamp, None);
+                    return (rel.clone(), entry.hash, entry.stamp, Outcome::Unchanged);
                 }
-                match read(dir, rel) {
-                    Err(e) => (rel.clone(), 0, None, Some(Err(e))),
+                match std::fs::read(dir.join(rel)) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        (rel.clone(), 0, None, Outcome::Gone)
+                    }
+                    Err(e) => (
+                        rel.clone(),
+                        0,
+                        None,
+                        Outcome::Parsed(Err(PostError::new(
+                            rel,
+                            PostErrorKind::Unreadable(e.to_string()),
+                        ))),
+                    ),
                     Ok(bytes) => {
                         let h = hash(&bytes);
                         if known.map(|e| e.hash) == Some(h) {
-                            return (rel.clone(), h, stamp, None);
+                            return (rel.clone(), h, stamp, Outcome::Unchanged);
                         }
                         let parsed = decode(rel, &bytes)
                             .and_then(|text| post::parse(config, rel, text))
@@ -324,18 +365,26 @@ impl Cache {
                                 post.hash = h;
                                 post
                             });
-                        (rel.clone(), h, stamp, Some(parsed))
+                        (rel.clone(), h, stamp, Outcome::Parsed(parsed))
                     }
                 }
             })
             .collect();
         let mut parsed = 0;
-        for (rel, h, stamp, result) in results {
-            let Some(result) = result else {
-                if let Some(entry) = self.entries.get_mut(&rel) {
-                    entry.stamp = stamp;
+        let mut gone = 0;
+        for (rel, h, stamp, outcome) in results {
+            let result = match outcome {
+                Outcome::Unchanged => {
+                    if let Some(entry) = self.entries.get_mut(&rel) {
+                        entry.stamp = stamp;
+                    }
+                    continue;
                 }
-                continue;
+                Outcome::Gone => {
+                    gone += usize::from(self.entries.remove(&rel).is_some());
+                    continue;
+                }
+                Outcome::Parsed(result) => result,
             };
             parsed += 1;
             let last_good = self.entries.get(&rel).and_then(|e| e.post.clone());
@@ -355,7 +404,7 @@ impl Cache {
             };
             self.entries.insert(rel, entry);
         }
-        parsed
+        (parsed, gone)
     }
 
     /// The current posts, with duplicate ids/URLs reported (the first path keeps them).
@@ -416,7 +465,15 @@ pub fn ensure_bodies(config: &Config, posts: &[&Arc<Post>]) {
         .filter(|post| post.body.get().is_none())
         .for_each(|post| {
             let rel = Path::new(&post.source);
-            match read(&config.content.dir, rel) {
+            match std::fs::read(config.content.dir.join(rel)) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Deleted since it was parsed: its removal is on its way.
+                    tracing::debug!("{} is gone", post.source);
+                }
+                Err(e) => {
+                    let e = PostError::new(rel, PostErrorKind::Unreadable(e.to_string()));
+                    tracing::warn!("{e}; its feed entries show no content until it can be read")
+                }
                 Ok(bytes) => {
                     if post.hash != 0 && hash(&bytes) != post.hash {
                         tracing::debug!("{} changed since it was parsed", post.source);
@@ -424,9 +481,6 @@ pub fn ensure_bodies(config: &Config, posts: &[&Arc<Post>]) {
                     let text = String::from_utf8_lossy(&bytes);
                     post.body
                         .set(Arc::new(post::render_body(config, post, &text)));
-                }
-                Err(e) => {
-                    tracing::warn!("{e}; its feed entries show no content until it can be read")
                 }
             }
         });

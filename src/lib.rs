@@ -9,6 +9,8 @@
 //!   --render--> bytes x {rss, atom, json} (+ OPML, index)
 //!   --snapshot::build--> Rendered (gzip, ETag, Last-Modified; identity and br on demand)
 //!   --> Snapshot (immutable) --> SnapshotStore (ArcSwap) --> server (one snapshot per request)
+//!       (served by `listener`: actix-server workers, each connection a `conn::Guarded`
+//!        that bounds what one client can make the process hold)
 //!   \--> export::export: each file written to feeds/ as soon as it is rendered
 //! ```
 //!

@@ -170,6 +170,9 @@ pub fn run(
                 async move {
                     match admitted {
                         Some(permit) => {
+                            // Bodies leave in more than one write (see `server::Slices`): without
+                            // this, Nagle holds the last piece for the client's delayed ACK.
+                            let _ = io.set_nodelay(true);
                             let io = Guarded::new(io, permit, drain);
                             let peer = io.peer_addr();
                             Ok((io, peer))

@@ -171,6 +171,7 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
         config.content.dir.display()
     );
     let brotli = publisher.brotli_queue();
+    let health = publisher.health();
     let handle = watch::spawn(publisher)?;
     let hup = handle.sender();
     let state = actix_web::web::Data::new(server::AppState {
@@ -178,6 +179,7 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
         cache_control: config.server.cache_control.clone(),
         identity_cache_bytes: config.server.identity_cache_bytes,
         brotli,
+        health,
     });
     #[cfg(unix)]
     {

@@ -16,6 +16,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::snapshot::{BrotliQueue, Encoding, Rendered, SnapshotStore};
+use crate::watch::Health;
 
 /// Longest request path we look up; anything longer is a 404 without decoding.
 const MAX_PATH: usize = 2048;
@@ -29,6 +30,9 @@ pub struct AppState {
     pub identity_cache_bytes: usize,
     /// Where files that br-capable clients ask for are queued for brotli.
     pub brotli: Option<BrotliQueue>,
+    /// Problems of the process itself (content dir missing, watcher fallback, failed
+    /// rebuild), reported by `/healthz` with the snapshot's.
+    pub health: Arc<Health>,
 }
 
 impl AppState {
@@ -40,6 +44,7 @@ impl AppState {
             cache_control: cache_control.into(),
             identity_cache_bytes: 64 << 20,
             brotli: None,
+            health: Arc::default(),
         }
     }
 
@@ -360,13 +365,16 @@ async fn healthz(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         return method_not_allowed();
     }
     let snapshot = state.store.load();
+    // The process's own problems first: they say why the feeds may be stale.
+    let mut problems = state.health.problems();
+    problems.extend(snapshot.problems.iter().cloned());
     let body = serde_json::json!({
-        "status": if snapshot.problems.is_empty() { "ok" } else { "degraded" },
+        "status": if problems.is_empty() { "ok" } else { "degraded" },
         "generation": snapshot.generation,
         "posts": snapshot.posts,
         "feeds": snapshot.feeds,
         "files": snapshot.files.len(),
-        "problems": snapshot.problems,
+        "problems": problems,
     });
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
