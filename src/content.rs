@@ -179,7 +179,7 @@ enum Outcome {
     /// The file no longer exists: a removal, not an error.
     Gone,
     /// New bytes, parsed (or not).
-    Parsed(Result<Post, PostError>),
+    Parsed(Result<Box<Post>, PostError>),
 }
 
 /// A file read during a refresh: its path, content hash, stamp and outcome.
@@ -363,7 +363,7 @@ impl Cache {
                             .and_then(|text| post::parse(config, rel, text))
                             .map(|mut post| {
                                 post.hash = h;
-                                post
+                                Box::new(post)
                             });
                         (rel.clone(), h, stamp, Outcome::Parsed(parsed))
                     }
@@ -392,7 +392,7 @@ impl Cache {
                 Ok(post) => Entry {
                     hash: h,
                     stamp,
-                    post: Some(Arc::new(post)),
+                    post: Some(Arc::from(post)),
                     error: None,
                 },
                 Err(error) => Entry {
