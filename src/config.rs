@@ -110,6 +110,14 @@ pub struct Server {
     /// Bytes of uncompressed bodies kept for clients that accept neither gzip nor brotli;
     /// past it, such bodies are decompressed per request instead of kept.
     pub identity_cache_bytes: usize,
+    /// Open connections at most (all workers together); past it new ones are closed.
+    pub max_connections: usize,
+    /// A connection whose client reads nothing for this long is closed.
+    pub write_timeout_s: u64,
+    /// After SIGTERM/SIGINT, in-flight requests get this long before connections are dropped.
+    pub shutdown_timeout_s: u64,
+    /// Idle keep-alive connections are closed after this long (0: no keep-alive).
+    pub keep_alive_s: u64,
 }
 
 /// How changes are noticed.
@@ -239,6 +247,10 @@ struct RawServer {
     bind: String,
     cache_control: String,
     identity_cache_mb: usize,
+    max_connections: usize,
+    write_timeout_s: u64,
+    shutdown_timeout_s: u64,
+    keep_alive_s: u64,
 }
 
 impl Default for RawServer {
@@ -247,6 +259,10 @@ impl Default for RawServer {
             bind: "127.0.0.1:8080".into(),
             cache_control: "max-age=300, stale-while-revalidate=3600".into(),
             identity_cache_mb: 64,
+            max_connections: 10_000,
+            write_timeout_s: 30,
+            shutdown_timeout_s: 5,
+            keep_alive_s: 5,
         }
     }
 }
@@ -401,6 +417,19 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, String> {
     if actix_web::http::header::HeaderValue::from_str(&raw.server.cache_control).is_err() {
         return Err("`server.cache_control` is not a valid header value".into());
     }
+    if raw.server.max_connections == 0 {
+        return Err("`server.max_connections` must be at least 1".into());
+    }
+    if !(1..=3600).contains(&raw.server.write_timeout_s)
+        || raw.server.shutdown_timeout_s > 3600
+        || raw.server.keep_alive_s > 3600
+    {
+        return Err(
+            "`server.write_timeout_s` must be 1-3600, `server.shutdown_timeout_s` and \
+                    `server.keep_alive_s` at most 3600"
+                .into(),
+        );
+    }
     if raw.watch.debounce_ms > 60_000 || raw.watch.poll_interval_ms == 0 {
         return Err(
             "`watch.debounce_ms` must be at most 60000 and `watch.poll_interval_ms` above 0".into(),
@@ -440,6 +469,10 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, String> {
             bind: raw.server.bind,
             cache_control: raw.server.cache_control,
             identity_cache_bytes: raw.server.identity_cache_mb.saturating_mul(1 << 20),
+            max_connections: raw.server.max_connections,
+            write_timeout_s: raw.server.write_timeout_s,
+            shutdown_timeout_s: raw.server.shutdown_timeout_s,
+            keep_alive_s: raw.server.keep_alive_s,
         },
         watch: Watch {
             mode: raw.watch.mode,

@@ -144,6 +144,15 @@ pub fn discover(config: &Config, dir: &Path) -> Result<Walk, Error> {
                     });
                     continue;
                 }
+                // A file or directory deleted while we walk is simply gone (a dangling
+                // symlink is still there, and reported).
+                if e.io_error()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+                    && e.path()
+                        .is_none_or(|p| std::fs::symlink_metadata(p).is_err())
+                {
+                    continue;
+                }
                 // Only what could have been a post, or a directory that may hold posts.
                 if is_post_file(&rel)
                     || e.io_error()
@@ -173,28 +182,32 @@ fn through_symlink(dir: &Path, rel: &Path) -> bool {
 }
 
 /// Reads a post file as bytes; `rel` (relative to the content directory) names it in
-/// errors. Refuses what is not a regular file (a FIFO would block), files over
+/// errors; `None` when the file is gone (deleted since it was listed: a removal, not an
+/// error). Refuses what is not a regular file (a FIFO would block), files over
 /// `content.max_post_bytes` (and reads no more than that even if the file grows), and
 /// files reached through a symlink that leads outside the content directory.
-pub fn read(config: &Config, rel: &Path) -> Result<Vec<u8>, PostError> {
+pub fn read(config: &Config, rel: &Path) -> Result<Option<Vec<u8>>, PostError> {
     use std::io::Read as _;
     let dir = &config.content.dir;
     let path = dir.join(rel);
     let unreadable =
         |e: std::io::Error| PostError::new(rel, PostErrorKind::Unreadable(e.to_string()));
-    let meta = std::fs::metadata(&path).map_err(unreadable)?;
+    let gone = |e: &std::io::Error| {
+        // A dangling symlink is still there: that is an error worth reporting.
+        e.kind() == std::io::ErrorKind::NotFound && std::fs::symlink_metadata(&path).is_err()
+    };
+    let meta = match std::fs::metadata(&path) {
+        Ok(meta) => meta,
+        Err(e) if gone(&e) => return Ok(None),
+        Err(e) => return Err(unreadable(e)),
+    };
     if !meta.is_file() {
         return Err(PostError::new(rel, PostErrorKind::NotAFile));
     }
     let max = config.content.max_post_bytes;
+    let too_large = |size: u64| PostError::new(rel, PostErrorKind::TooLarge { size, max });
     if meta.len() > max {
-        return Err(PostError::new(
-            rel,
-            PostErrorKind::TooLarge {
-                size: meta.len(),
-                max,
-            },
-        ));
+        return Err(too_large(meta.len()));
     }
     if !config.content.follow_external_symlinks
         && through_symlink(dir, rel)
@@ -202,21 +215,19 @@ pub fn read(config: &Config, rel: &Path) -> Result<Vec<u8>, PostError> {
     {
         return Err(PostError::new(rel, PostErrorKind::OutsideRoot(target)));
     }
-    let file = std::fs::File::open(&path).map_err(unreadable)?;
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if gone(&e) => return Ok(None),
+        Err(e) => return Err(unreadable(e)),
+    };
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(unreadable)?;
     if bytes.len() as u64 > max {
-        return Err(PostError::new(
-            rel,
-            PostErrorKind::TooLarge {
-                size: bytes.len() as u64,
-                max,
-            },
-        ));
+        return Err(too_large(bytes.len() as u64));
     }
-    Ok(bytes)
+    Ok(Some(bytes))
 }
 
 /// Decodes bytes as UTF-8 text (SIMD validation: every byte of every file is checked) or
@@ -283,9 +294,29 @@ impl Stamp {
     }
 }
 
-/// A file read during a refresh: its path, content hash, stamp, and a new parse unless the
-/// content is unchanged.
-type Read = (PathBuf, u64, Option<Stamp>, Option<Result<Post, PostError>>);
+/// What reading one file during a refresh found.
+enum Outcome {
+    /// Same bytes (or a trusted stamp): keep the parse.
+    Unchanged,
+    /// The file no longer exists: a removal, not an error.
+    Gone,
+    /// New bytes, parsed (or not).
+    Parsed(Result<Box<Post>, PostError>),
+}
+
+/// A file read during a refresh: its path, content hash, stamp and outcome.
+type Read = (PathBuf, u64, Option<Stamp>, Outcome);
+
+/// The cached paths equal to `rel` or under it: contiguous in a `BTreeMap` keyed by
+/// `PathBuf`, whose order is component by component.
+fn under<'a, V>(
+    map: &'a BTreeMap<PathBuf, V>,
+    rel: &'a Path,
+) -> impl Iterator<Item = &'a PathBuf> + 'a {
+    map.range::<Path, _>((std::ops::Bound::Included(rel), std::ops::Bound::Unbounded))
+        .map(|(p, _)| p)
+        .take_while(move |p| p.starts_with(rel))
+}
 
 /// How far a refresh trusts what it already knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,8 +386,11 @@ impl Cache {
         let keep: std::collections::HashSet<&PathBuf> = files.iter().collect();
         self.entries.retain(|p, _| keep.contains(p));
         let removed = before - self.entries.len();
-        let parsed = self.update(config, &files, trust);
-        Ok(Refresh { parsed, removed })
+        let (parsed, gone) = self.update(config, &files, trust);
+        Ok(Refresh {
+            parsed,
+            removed: removed + gone,
+        })
     }
 
     /// Refreshes only the given paths (relative to the content dir). A path that is now a
@@ -380,15 +414,10 @@ impl Cache {
             let full = dir.join(rel);
             match std::fs::metadata(&full) {
                 Ok(m) if m.is_dir() => {
-                    let under = discover(config, &full)?.files;
-                    let known: Vec<PathBuf> = self
-                        .entries
-                        .keys()
-                        .filter(|p| p.starts_with(rel))
-                        .cloned()
-                        .collect();
+                    let found = discover(config, &full)?.files;
+                    let known: Vec<PathBuf> = under(&self.entries, rel).cloned().collect();
                     let present: std::collections::HashSet<PathBuf> =
-                        under.iter().map(|p| rel.join(p)).collect();
+                        found.iter().map(|p| rel.join(p)).collect();
                     for p in known {
                         if !present.contains(&p) {
                             self.entries.remove(&p);
@@ -400,12 +429,7 @@ impl Cache {
                 Ok(m) if m.is_file() && is_post_file(rel) => files.push(rel.clone()),
                 Ok(_) => {}
                 Err(_) => {
-                    let gone: Vec<PathBuf> = self
-                        .entries
-                        .keys()
-                        .filter(|p| p.starts_with(rel))
-                        .cloned()
-                        .collect();
+                    let gone: Vec<PathBuf> = under(&self.entries, rel).cloned().collect();
                     removed += gone.len();
                     for p in gone {
                         self.entries.remove(&p);
@@ -415,54 +439,71 @@ impl Cache {
         }
         files.sort();
         files.dedup();
-        let parsed = self.update(config, &files, Trust::Nothing);
-        Ok(Refresh { parsed, removed })
+        let (parsed, gone) = self.update(config, &files, Trust::Nothing);
+        Ok(Refresh {
+            parsed,
+            removed: removed + gone,
+        })
     }
 
-    /// Reads the files in parallel, re-parsing those whose hash changed. Returns how many
-    /// were parsed.
-    fn update(&mut self, config: &Config, files: &[PathBuf], trust: Trust) -> usize {
+    /// Reads the files in parallel, re-parsing those whose hash changed; files found gone
+    /// meanwhile are forgotten. Returns how many were parsed and how many were gone.
+    fn update(&mut self, config: &Config, files: &[PathBuf], trust: Trust) -> (usize, usize) {
         let dir = &config.content.dir;
         let results: Vec<Read> = files
             .par_iter()
             .map(|rel| {
                 let known = self.entries.get(rel);
                 let taken = SystemTime::now();
-                let stamp = std::fs::metadata(dir.join(rel))
-                    .ok()
-                    .and_then(|m| Stamp::of(&m, taken));
+                let meta = std::fs::metadata(dir.join(rel));
+                if meta
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                {
+                    return (rel.clone(), 0, None, Outcome::Gone);
+                }
+                let stamp = meta.ok().and_then(|m| Stamp::of(&m, taken));
                 if trust == Trust::Stamps
                     && let Some(entry) = known
                     && let (Some(old), Some(new)) = (entry.stamp, stamp)
                     && old.unchanged(&new)
                 {
-                    return (rel.clone(), entry.hash, entry.stamp, None);
+                    return (rel.clone(), entry.hash, entry.stamp, Outcome::Unchanged);
                 }
                 match read(config, rel) {
-                    Err(e) => (rel.clone(), 0, None, Some(Err(e))),
-                    Ok(bytes) => {
+                    Ok(None) => (rel.clone(), 0, None, Outcome::Gone),
+                    Err(e) => (rel.clone(), 0, None, Outcome::Parsed(Err(e))),
+                    Ok(Some(bytes)) => {
                         let h = hash(&bytes);
                         if known.map(|e| e.hash) == Some(h) {
-                            return (rel.clone(), h, stamp, None);
+                            return (rel.clone(), h, stamp, Outcome::Unchanged);
                         }
                         let parsed = decode(rel, &bytes)
                             .and_then(|text| post::parse(config, rel, text))
                             .map(|mut post| {
                                 post.hash = h;
-                                post
+                                Box::new(post)
                             });
-                        (rel.clone(), h, stamp, Some(parsed))
+                        (rel.clone(), h, stamp, Outcome::Parsed(parsed))
                     }
                 }
             })
             .collect();
         let mut parsed = 0;
-        for (rel, h, stamp, result) in results {
-            let Some(result) = result else {
-                if let Some(entry) = self.entries.get_mut(&rel) {
-                    entry.stamp = stamp;
+        let mut gone = 0;
+        for (rel, h, stamp, outcome) in results {
+            let result = match outcome {
+                Outcome::Unchanged => {
+                    if let Some(entry) = self.entries.get_mut(&rel) {
+                        entry.stamp = stamp;
+                    }
+                    continue;
                 }
-                continue;
+                Outcome::Gone => {
+                    gone += usize::from(self.entries.remove(&rel).is_some());
+                    continue;
+                }
+                Outcome::Parsed(result) => result,
             };
             parsed += 1;
             let last_good = self.entries.get(&rel).and_then(|e| e.post.clone());
@@ -470,7 +511,7 @@ impl Cache {
                 Ok(post) => Entry {
                     hash: h,
                     stamp,
-                    post: Some(Arc::new(post)),
+                    post: Some(Arc::from(post)),
                     error: None,
                 },
                 Err(error) => Entry {
@@ -482,7 +523,7 @@ impl Cache {
             };
             self.entries.insert(rel, entry);
         }
-        parsed
+        (parsed, gone)
     }
 
     /// The current posts, with duplicate ids/URLs reported (the first path keeps them).
@@ -545,16 +586,20 @@ pub fn ensure_bodies(config: &Config, posts: &[&Arc<Post>]) {
         .for_each(|post| {
             let rel = Path::new(&post.source);
             match read(config, rel) {
-                Ok(bytes) => {
+                Ok(None) => {
+                    // Deleted since it was parsed: its removal is on its way.
+                    tracing::debug!("{} is gone", post.source);
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; its feed entries show no content until it can be read")
+                }
+                Ok(Some(bytes)) => {
                     if post.hash != 0 && hash(&bytes) != post.hash {
                         tracing::debug!("{} changed since it was parsed", post.source);
                     }
                     let text = String::from_utf8_lossy(&bytes);
                     post.body
                         .set(Arc::new(post::render_body(config, post, &text)));
-                }
-                Err(e) => {
-                    tracing::warn!("{e}; its feed entries show no content until it can be read")
                 }
             }
         });
@@ -567,7 +612,7 @@ pub fn body_remarks(config: &Config, posts: &[Arc<Post>]) -> Vec<(String, Vec<St
     let mut remarks: Vec<(String, Vec<String>)> = posts
         .par_iter()
         .filter_map(|post| {
-            let bytes = read(config, Path::new(&post.source)).ok()?;
+            let bytes = read(config, Path::new(&post.source)).ok()??;
             let text = String::from_utf8_lossy(&bytes);
             let mut notes = post::removals(config, post, &text);
             let body = post::render_body(config, post, &text);

@@ -44,13 +44,37 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(write_error(dir))?;
-    let mut tmp = tempfile_in(dir, path)?;
+    let (tmp_path, mut file) = tempfile_in(dir, path)?;
+    // Removed on every error path (full disk, a directory where the file should go, ...).
+    let tmp = TempGuard(Some(tmp_path));
     // No fsync per file: the rename keeps each file whole for readers, and an export
     // interrupted by a crash is simply run again (it is reproducible to the byte).
-    tmp.1.write_all(bytes).map_err(write_error(&tmp.0))?;
-    drop(tmp.1);
-    std::fs::rename(&tmp.0, path).map_err(write_error(path))?;
+    file.write_all(bytes).map_err(write_error(tmp.path()))?;
+    drop(file);
+    std::fs::rename(tmp.path(), path).map_err(write_error(path))?;
+    tmp.disarm();
     Ok(true)
+}
+
+/// A temporary file that is deleted when dropped, unless disarmed (renamed into place).
+struct TempGuard(Option<PathBuf>);
+
+impl TempGuard {
+    fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or(Path::new(""))
+    }
+
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 fn tempfile_in(dir: &Path, target: &Path) -> Result<(PathBuf, std::fs::File), Error> {

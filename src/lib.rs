@@ -10,6 +10,8 @@
 //!   --render--> bytes x {rss, atom, json} (+ OPML, index; feed byte budget)
 //!   --snapshot::build--> Rendered (gzip, ETag, Last-Modified; identity and br on demand)
 //!   --> Snapshot (immutable) --> SnapshotStore (ArcSwap) --> server (one snapshot per request)
+//!       (served by `listener`: actix-server workers, each connection a `conn::Guarded`
+//!        that bounds what one client can make the process hold)
 //!   \--> export::export: each file written to feeds/ as soon as it is rendered
 //! ```
 //!
@@ -36,10 +38,12 @@
 
 pub mod compress;
 pub mod config;
+pub mod conn;
 pub mod content;
 pub mod error;
 pub mod export;
 pub mod feed;
+pub mod listener;
 pub mod post;
 pub mod render;
 pub mod sanitize;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use feedsmith::{Config, config, content, export, server, watch};
+use feedsmith::{Config, config, content, export, listener, server, watch};
 
 #[derive(Parser)]
 #[command(
@@ -192,6 +192,7 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
         config.content.dir.display()
     );
     let brotli = publisher.brotli_queue();
+    let health = publisher.health();
     let handle = watch::spawn(publisher)?;
     let hup = handle.sender();
     let state = actix_web::web::Data::new(server::AppState {
@@ -199,34 +200,31 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
         cache_control: config.server.cache_control.clone(),
         identity_cache_bytes: config.server.identity_cache_bytes,
         brotli,
+        health,
     });
-    actix_web::rt::System::new().block_on(async move {
-        let srv = actix_web::HttpServer::new(move || {
-            actix_web::App::new().configure(server::configure(state.clone()))
-        })
-        .shutdown_timeout(30)
-        .bind(&bind)
-        .map_err(|source| feedsmith::Error::Bind {
-            bind: bind.clone(),
-            source,
-        })?;
-        for addr in srv.addrs() {
-            // Printed on stdout so scripts (and tests) can find a port chosen by the OS.
-            println!("listening on http://{addr}/");
-        }
-        #[cfg(unix)]
-        {
-            // Registered before serving, so a SIGHUP never meets the default action (exit).
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut hangups = signal(SignalKind::hangup()).map_err(feedsmith::Error::Io)?;
-            actix_web::rt::spawn(async move {
-                while hangups.recv().await.is_some() {
-                    tracing::info!("SIGHUP: full reload");
-                    let _ = hup.send(watch::Msg::Full);
-                }
-            });
-        }
-        srv.run().await.map_err(feedsmith::Error::Io)
+    #[cfg(unix)]
+    {
+        // Registered before serving, so a SIGHUP never meets the default action (exit).
+        use tokio::signal::unix::{SignalKind, signal};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let _guard = rt.enter();
+        let mut hangups = signal(SignalKind::hangup()).map_err(feedsmith::Error::Io)?;
+        std::thread::Builder::new()
+            .name("feedsmith-sighup".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    while hangups.recv().await.is_some() {
+                        tracing::info!("SIGHUP: full reload");
+                        let _ = hup.send(watch::Msg::Full);
+                    }
+                })
+            })?;
+    }
+    listener::run(&config.server, &bind, state, |addr| {
+        // Printed on stdout so scripts (and tests) can find a port chosen by the OS.
+        println!("listening on http://{addr}/");
     })?;
     handle.stop();
     Ok(None)

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::http::header::{
     self, AcceptEncoding, ContentEncoding, Encoding as HeaderEncoding, Header, HeaderValue,
     IfModifiedSince, IfNoneMatch, Preference, Quality,
@@ -15,6 +16,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::snapshot::{BrotliQueue, Encoding, Rendered, SnapshotStore};
+use crate::watch::Health;
 
 /// Longest request path we look up; anything longer is a 404 without decoding.
 const MAX_PATH: usize = 2048;
@@ -28,6 +30,9 @@ pub struct AppState {
     pub identity_cache_bytes: usize,
     /// Where files that br-capable clients ask for are queued for brotli.
     pub brotli: Option<BrotliQueue>,
+    /// Problems of the process itself (content dir missing, watcher fallback, failed
+    /// rebuild), reported by `/healthz` with the snapshot's.
+    pub health: Arc<Health>,
 }
 
 impl AppState {
@@ -39,6 +44,7 @@ impl AppState {
             cache_control: cache_control.into(),
             identity_cache_bytes: 64 << 20,
             brotli: None,
+            health: Arc::default(),
         }
     }
 
@@ -295,12 +301,63 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
     if let Some(ce) = content_encoding(encoding) {
         builder.insert_header((header::CONTENT_ENCODING, ce));
     }
-    builder.body(match encoding {
+    builder.body(Slices::new(match encoding {
         Encoding::Identity => file.identity_within(state.identity_cache_bytes),
         _ => file
             .body(encoding)
             .unwrap_or_else(|| file.identity_within(state.identity_cache_bytes)),
-    })
+    }))
+}
+
+/// Largest piece of a body handed to the HTTP layer at once.
+pub const BODY_SLICE: usize = 16 * 1024;
+
+/// A precomputed body handed to the HTTP layer in slices of at most `BODY_SLICE` bytes
+/// (zero-copy). actix-http copies body pieces into its per-connection write buffer and
+/// stops taking more only once that buffer passes 32 KiB, so with whole bodies a client
+/// that does not read could pin 32 KiB plus a whole feed per connection; with slices, at
+/// most 32 KiB plus one slice. Same bytes and `Content-Length` on the wire.
+pub struct Slices {
+    rest: web::Bytes,
+    len: u64,
+}
+
+impl Slices {
+    pub fn new(body: web::Bytes) -> Self {
+        Slices {
+            len: body.len() as u64,
+            rest: body,
+        }
+    }
+}
+
+impl MessageBody for Slices {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Sized(self.len)
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        if this.rest.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let n = this.rest.len().min(BODY_SLICE);
+        std::task::Poll::Ready(Some(Ok(this.rest.split_to(n))))
+    }
+
+    fn try_into_bytes(self) -> Result<web::Bytes, Self> {
+        // Small bodies go through actix's whole-body path, as before.
+        if self.rest.len() <= BODY_SLICE && self.rest.len() as u64 == self.len {
+            Ok(self.rest)
+        } else {
+            Err(self)
+        }
+    }
 }
 
 async fn healthz(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -308,13 +365,16 @@ async fn healthz(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         return method_not_allowed();
     }
     let snapshot = state.store.load();
+    // The process's own problems first: they say why the feeds may be stale.
+    let mut problems = state.health.problems();
+    problems.extend(snapshot.problems.iter().cloned());
     let body = serde_json::json!({
-        "status": if snapshot.problems.is_empty() { "ok" } else { "degraded" },
+        "status": if problems.is_empty() { "ok" } else { "degraded" },
         "generation": snapshot.generation,
         "posts": snapshot.posts,
         "feeds": snapshot.feeds,
         "files": snapshot.files.len(),
-        "problems": snapshot.problems,
+        "problems": problems,
     });
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

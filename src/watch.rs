@@ -52,11 +52,49 @@ enum Scope<'a> {
     Paths(&'a [PathBuf]),
 }
 
+/// Problems of the serving process itself, apart from the content's own (which are in the
+/// snapshot): the content directory is missing, change notifications failed and polling
+/// took over, the last rebuild failed. Each makes `/healthz` say `degraded`; each is
+/// cleared when it is over.
+#[derive(Debug, Default)]
+pub struct Health {
+    problems: std::sync::Mutex<std::collections::BTreeMap<&'static str, String>>,
+}
+
+impl Health {
+    /// Sets (`Some`) or clears (`None`) the problem of one kind.
+    pub fn set(&self, kind: &'static str, problem: Option<String>) {
+        let mut problems = self
+            .problems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match problem {
+            Some(p) => {
+                problems.insert(kind, p);
+            }
+            None => {
+                problems.remove(kind);
+            }
+        }
+    }
+
+    /// The current problems, by kind.
+    pub fn problems(&self) -> Vec<String> {
+        self.problems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
 /// Owns the post cache and publishes snapshots into the store.
 pub struct Publisher {
     config: Config,
     cache: Cache,
     store: Arc<SnapshotStore>,
+    health: Arc<Health>,
     /// Where files wanted in brotli go to be compressed (when serving).
     brotli: Option<BrotliQueue>,
 }
@@ -68,8 +106,14 @@ impl Publisher {
             config,
             cache: Cache::default(),
             store: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
+            health: Arc::default(),
             brotli: None,
         }
+    }
+
+    /// What `/healthz` reports besides the snapshot's problems.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
     }
 
     /// Computes brotli bodies on a background thread for the files queued by the server
@@ -259,6 +303,7 @@ fn start_watcher(
     config: &Config,
     sender: &Sender<Msg>,
     force_poll: bool,
+    health: &Health,
 ) -> Result<AnyWatcher, Error> {
     use notify::Watcher as _;
     let root = config
@@ -281,13 +326,26 @@ fn start_watcher(
         )
         .and_then(|mut w| w.watch(&root, RecursiveMode::Recursive).map(|()| w));
         match attempt {
-            Ok(w) => return Ok(AnyWatcher::Notify(w)),
-            Err(e) => tracing::warn!(
-                "cannot watch `{}` with change notifications ({e}); falling back to polling every {} ms \
-                 (raise fs.inotify.max_user_watches to avoid this)",
-                root.display(),
-                config.watch.poll_interval_ms
-            ),
+            Ok(w) => {
+                health.set("watch", None);
+                return Ok(AnyWatcher::Notify(w));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch `{}` with change notifications ({e}); falling back to polling every {} ms \
+                     (raise fs.inotify.max_user_watches to avoid this)",
+                    root.display(),
+                    config.watch.poll_interval_ms
+                );
+                health.set(
+                    "watch",
+                    Some(format!(
+                        "change notifications failed for `{}` ({e}); polling every {} ms",
+                        root.display(),
+                        config.watch.poll_interval_ms
+                    )),
+                );
+            }
         }
     }
     let mut w = notify::PollWatcher::new(
@@ -308,7 +366,12 @@ pub fn spawn(mut publisher: Publisher) -> Result<Handle, Error> {
     let (sender, receiver) = channel();
     let watcher = match publisher.config.watch.mode {
         WatchMode::Off => None,
-        _ => Some(start_watcher(&publisher.config, &sender, false)?),
+        _ => Some(start_watcher(
+            &publisher.config,
+            &sender,
+            false,
+            &publisher.health,
+        )?),
     };
     let worker_sender = sender.clone();
     let thread = std::thread::Builder::new()
@@ -422,6 +485,13 @@ fn worker(
                     "content directory `{}` disappeared; serving the last good feeds",
                     dir.display()
                 );
+                publisher.health.set(
+                    "content_dir",
+                    Some(format!(
+                        "content directory `{}` is missing; serving the last good feeds",
+                        dir.display()
+                    )),
+                );
             }
             dir_missing = true;
             drop(watcher.take());
@@ -431,9 +501,10 @@ fn worker(
         if watching && (rewatch || dir_missing || current != watched) {
             // The content directory is back (or was replaced): watch it anew, rescan it.
             dir_missing = false;
+            publisher.health.set("content_dir", None);
             watched = current;
             drop(watcher.take());
-            match start_watcher(&publisher.config, sender, false) {
+            match start_watcher(&publisher.config, sender, false, &publisher.health) {
                 Ok(w) => {
                     watcher.replace(w);
                 }
@@ -449,11 +520,18 @@ fn worker(
         } else {
             publisher.rebuild(Some(&paths))
         };
-        if let Err(e) = result {
-            tracing::error!(
-                "rebuild failed, still serving generation {}: {e}",
-                publisher.store.load().generation
-            );
+        match result {
+            Ok(_) => publisher.health.set("rebuild", None),
+            Err(e) => {
+                let generation = publisher.store.load().generation;
+                tracing::error!("rebuild failed, still serving generation {generation}: {e}");
+                publisher.health.set(
+                    "rebuild",
+                    Some(format!(
+                        "last rebuild failed, serving generation {generation}: {e}"
+                    )),
+                );
+            }
         }
     }
 }

@@ -172,3 +172,25 @@ fn export_command_reports_and_sets_the_exit_code() {
         "good posts are still exported"
     );
 }
+
+#[test]
+fn a_failed_export_leaves_no_temp_file() {
+    let config = support::site_config(&support::root().join("content"));
+    let out = tempfile::tempdir().expect("tmp");
+    // A directory (not empty) where `rss.xml` should go: its rename fails.
+    std::fs::create_dir_all(out.path().join("rss.xml/x")).expect("mkdir");
+    let loaded = content::load(&config).expect("loads");
+    let result = export::export(
+        &config,
+        &loaded,
+        chrono::Utc::now().fixed_offset(),
+        out.path(),
+        &|| {},
+    );
+    assert!(result.is_err(), "export over a directory fails");
+    let temps: Vec<String> = files_under(out.path())
+        .into_iter()
+        .filter(|f| f.ends_with(".tmp"))
+        .collect();
+    assert!(temps.is_empty(), "temp files left: {temps:?}");
+}

@@ -1,0 +1,221 @@
+//! The HTTP listener: actix-server's workers and accept loop, with every connection wrapped
+//! in `conn::Guarded` and served by actix-http's HTTP/1 service; strict request framing in
+//! front of the routes; the connection cap; and a bounded graceful shutdown on SIGTERM or
+//! SIGINT (stop accepting, end idle keep-alive connections at once, answer what was already
+//! read, drop whatever is left after `server.shutdown_timeout_s`).
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix_http::{HttpService, KeepAlive};
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::{AppConfig, Service, ServiceResponse};
+use actix_web::http::header;
+use actix_web::http::{StatusCode, Version};
+use actix_web::{App, HttpRequest, HttpResponse, web};
+
+use crate::config::Server as ServerConfig;
+use crate::conn::{BODY_LIMIT, Drain, Gate, Guarded, Limits};
+use crate::error::Error;
+use crate::server::{self, AppState};
+
+/// The answer to a request whose framing or head we refuse, if any (always with
+/// `Connection: close`):
+/// - `Content-Length` together with `Transfer-Encoding`: 400 (RFC 9112 §6.1: a smuggling
+///   shape; the connection must close);
+/// - HTTP/1.1 without exactly one `Host`, or any version with several: 400 (RFC 9112 §3.2);
+/// - a body we do not take (any `Transfer-Encoding`, `Content-Length` over
+///   `conn::BODY_LIMIT`): 413.
+pub fn reject(req: &HttpRequest) -> Option<HttpResponse> {
+    let headers = req.headers();
+    let refuse = |status: StatusCode, why: &str| {
+        Some(
+            HttpResponse::build(status)
+                .force_close()
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("{} {why}\n", status.as_u16())),
+        )
+    };
+    let te = headers.contains_key(header::TRANSFER_ENCODING);
+    if te && headers.contains_key(header::CONTENT_LENGTH) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad request: Content-Length with Transfer-Encoding",
+        );
+    }
+    let hosts = headers.get_all(header::HOST).count();
+    if hosts > 1 || (hosts == 0 && req.version() == Version::HTTP_11) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad request: HTTP/1.1 needs exactly one Host",
+        );
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    if te || length > BODY_LIMIT {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "content too large: requests take no body",
+        );
+    }
+    None
+}
+
+/// The application as served: `server::configure` behind `reject`, telling each request's
+/// connection gate that it is being answered.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .wrap_fn(|req, srv| {
+            if let Some(gate) = req.conn_data::<Rc<Gate>>() {
+                gate.dispatched();
+            }
+            let outcome = match reject(req.request()) {
+                Some(refusal) => Err(req.into_response(refusal)),
+                None => Ok(srv.call(req)),
+            };
+            async move {
+                match outcome {
+                    Ok(fut) => fut.await,
+                    Err(refused) => Ok(refused),
+                }
+            }
+        })
+        .configure(server::configure(state))
+}
+
+/// Binds like actix does (`SO_REUSEADDR`, backlog 2048).
+fn bind(addr: &str) -> Result<std::net::TcpListener, Error> {
+    let err = |source: std::io::Error| Error::Bind {
+        bind: addr.to_string(),
+        source,
+    };
+    let mut last = std::io::Error::other("no address");
+    for sa in std::net::ToSocketAddrs::to_socket_addrs(addr).map_err(err)? {
+        let attempt = (|| {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(sa),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&sa.into())?;
+            socket.listen(2048)?;
+            Ok::<_, std::io::Error>(std::net::TcpListener::from(socket))
+        })();
+        match attempt {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(err(last))
+}
+
+/// Serves `state` on `bind` until SIGTERM/SIGINT, then shuts down within
+/// `shutdown_timeout_s`. Calls `on_listening` with the bound address first.
+pub fn run(
+    config: &ServerConfig,
+    bind_addr: &str,
+    state: web::Data<AppState>,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), Error> {
+    let listener = bind(bind_addr)?;
+    let local = listener.local_addr().map_err(Error::Io)?;
+    let limits = Limits::new(
+        config.max_connections,
+        Duration::from_secs(config.write_timeout_s.max(1)),
+    );
+    let drain = Drain::new();
+    let shutdown_timeout = config.shutdown_timeout_s;
+    let keep_alive = Duration::from_secs(config.keep_alive_s);
+    let factory = {
+        let drain = drain.clone();
+        move || {
+            let state = state.clone();
+            let limits = limits.clone();
+            let drain = drain.clone();
+            let h1 = HttpService::<Guarded, _, _, _, _>::build()
+                .keep_alive(if keep_alive.is_zero() {
+                    KeepAlive::Disabled
+                } else {
+                    KeepAlive::Timeout(keep_alive)
+                })
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(local)
+                .on_connect_ext(|io: &Guarded, ext| {
+                    ext.insert(io.gate());
+                })
+                .h1(map_config(
+                    app(state)
+                        .into_factory()
+                        .map_err(|e: actix_web::Error| e.error_response()),
+                    |_| AppConfig::default(),
+                ));
+            fn_service(move |io: tokio::net::TcpStream| {
+                let admitted = limits.admit();
+                let drain = drain.clone();
+                async move {
+                    match admitted {
+                        Some(permit) => {
+                            // Bodies leave in more than one write (see `server::Slices`): without
+                            // this, Nagle holds the last piece for the client's delayed ACK.
+                            let _ = io.set_nodelay(true);
+                            let io = Guarded::new(io, permit, drain);
+                            let peer = io.peer_addr();
+                            Ok((io, peer))
+                        }
+                        // Dropping the stream closes it.
+                        None => Err(actix_http::error::DispatchError::Io(std::io::Error::other(
+                            "connection limit",
+                        ))),
+                    }
+                }
+            })
+            .and_then(h1)
+        }
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let server = actix_server::Server::build()
+            // actix's own per-worker cap, kept above ours so that ours (global, logged) rules.
+            .max_concurrent_connections(config.max_connections.saturating_add(1))
+            .shutdown_timeout(shutdown_timeout)
+            .disable_signals()
+            .listen("feedsmith", listener, factory)
+            .map_err(Error::Io)?
+            .run();
+        on_listening(local);
+        let handle = server.handle();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).map_err(Error::Io)?;
+            let mut int = signal(SignalKind::interrupt()).map_err(Error::Io)?;
+            actix_web::rt::spawn(async move {
+                let name = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                };
+                tracing::info!(
+                    "{name}: shutting down (idle connections close now, in-flight requests \
+                     get up to {shutdown_timeout} s)"
+                );
+                drain.begin();
+                handle.stop(true).await;
+            });
+        }
+        server.await.map_err(Error::Io)
+    })
+}
