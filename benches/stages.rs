@@ -1,8 +1,9 @@
 //! Criterion benchmarks of the pipeline stages, one group per stage:
 //!
 //! * `parse`    — `post::parse` (front matter) of each seed post (tests/fixtures/seeds/*.md);
-//! * `body`     — `post::render_body` (Markdown, URL rewriting, summary) of each seed post:
-//!   paid only for posts that some feed shows;
+//! * `body`     — `post::render_body` (Markdown, sanitizing with absolute URLs, summary) of
+//!   each seed post: paid only for posts that some feed shows; `body_unsanitized` the same
+//!   with `content.sanitize = false`, so the sanitizer's cost is the difference;
 //! * `plan`     — `feed::plan` over 10,000 posts;
 //! * `render`   — one 20-item feed (the global feed of those 10,000 posts): `render::render`
 //!   in RSS, Atom, JSON (each call decompresses the entries' HTML), and `render::texts`
@@ -198,10 +199,10 @@ fn corpus(config: &Config) -> (Vec<Arc<Post>>, &'static str) {
 fn per_seed<P, T>(
     c: &mut Criterion,
     name: &str,
+    config: Config,
     prepare: impl Fn(&Config, &Path, &str) -> P,
     f: impl Fn(&Config, &P, &str) -> T,
 ) {
-    let config = sample_config();
     let mut group = c.benchmark_group(name);
     group
         .sample_size(30)
@@ -222,12 +223,26 @@ fn bench_parse(c: &mut Criterion) {
     per_seed(
         c,
         "parse",
+        sample_config(),
         |_, rel, _| rel.to_path_buf(),
         |config, rel, text| post::parse(config, rel, text).expect("seed parses"),
     );
     per_seed(
         c,
         "body",
+        sample_config(),
+        |config, rel, text| post::parse(config, rel, text).expect("seed parses"),
+        post::render_body,
+    );
+    // The same without sanitizing (`content.sanitize = false`: URLs made absolute by the
+    // lol_html pass alone, as before the allowlist existed): the sanitizer's cost is the
+    // difference.
+    let mut unsanitized = sample_config();
+    unsanitized.content.sanitize = false;
+    per_seed(
+        c,
+        "body_unsanitized",
+        unsanitized,
         |config, rel, text| post::parse(config, rel, text).expect("seed parses"),
         post::render_body,
     );

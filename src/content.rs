@@ -196,11 +196,40 @@ pub fn read(config: &Config, rel: &Path) -> Result<Option<Vec<u8>>, PostError> {
         // A dangling symlink is still there: that is an error worth reporting.
         e.kind() == std::io::ErrorKind::NotFound && std::fs::symlink_metadata(&path).is_err()
     };
-    let meta = match std::fs::metadata(&path) {
-        Ok(meta) => meta,
+    // Opened without following a final symlink and without blocking (a FIFO named like a
+    // post would otherwise wait for a writer): a plain file costs what `fs::read` costs. A
+    // symlink is followed only when it stays inside the content directory. (Directories on
+    // the way were vetted by `discover`, and by `Cache::refresh_paths` for event paths.)
+    let open = |follow: bool| {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+            options.custom_flags(libc::O_NONBLOCK | nofollow);
+        }
+        #[cfg(not(unix))]
+        let _ = follow;
+        options.open(&path)
+    };
+    let file = match open(false) {
+        Ok(file) => file,
         Err(e) if gone(&e) => return Ok(None),
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            if let Some(target) = escapes(config, &real_root(config), &path) {
+                return Err(PostError::new(rel, PostErrorKind::OutsideRoot(target)));
+            }
+            match open(true) {
+                Ok(file) => file,
+                Err(e) if gone(&e) => return Ok(None),
+                Err(e) => return Err(unreadable(e)),
+            }
+        }
         Err(e) => return Err(unreadable(e)),
     };
+    let meta = file.metadata().map_err(unreadable)?;
     if !meta.is_file() {
         return Err(PostError::new(rel, PostErrorKind::NotAFile));
     }
@@ -209,17 +238,6 @@ pub fn read(config: &Config, rel: &Path) -> Result<Option<Vec<u8>>, PostError> {
     if meta.len() > max {
         return Err(too_large(meta.len()));
     }
-    if !config.content.follow_external_symlinks
-        && through_symlink(dir, rel)
-        && let Some(target) = escapes(config, &real_root(config), &path)
-    {
-        return Err(PostError::new(rel, PostErrorKind::OutsideRoot(target)));
-    }
-    let file = match std::fs::File::open(&path) {
-        Ok(file) => file,
-        Err(e) if gone(&e) => return Ok(None),
-        Err(e) => return Err(unreadable(e)),
-    };
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)
@@ -412,6 +430,17 @@ impl Cache {
                 continue;
             }
             let full = dir.join(rel);
+            // Change events can come from under a symlinked directory: stay inside the root.
+            if !config.content.follow_external_symlinks
+                && through_symlink(dir, rel)
+                && let Some(target) = escapes(config, &real_root(config), &full)
+            {
+                tracing::warn!(
+                    "`{}` leads outside the content directory, to `{target}`; not followed",
+                    rel.display()
+                );
+                continue;
+            }
             match std::fs::metadata(&full) {
                 Ok(m) if m.is_dir() => {
                     let found = discover(config, &full)?.files;

@@ -83,11 +83,13 @@ impl Texts {
 /// most 5 bytes per markup character more), plus the entry's fixed parts.
 fn entry_cost(post: &crate::post::Post, summary: &str, content: &str) -> usize {
     let escaped = |s: &str| {
+        // Written as a sum of 0/1 so that it vectorizes: it runs over every entry's HTML.
         s.len()
             + 5 * s
-                .bytes()
-                .filter(|b| matches!(b, b'<' | b'>' | b'&' | b'"' | b'\''))
-                .count()
+                .as_bytes()
+                .iter()
+                .map(|&b| usize::from(matches!(b, b'<' | b'>' | b'&' | b'"' | b'\'')))
+                .sum::<usize>()
     };
     const FIXED: usize = 1024;
     FIXED

@@ -208,6 +208,10 @@ const SELF_CLOSING: &[&str] = &[
 /// start tags less end tags, void and self-closed elements not counted).
 pub fn too_deep(html: &str) -> bool {
     let bytes = html.as_bytes();
+    // Fewer tags than the limit cannot nest past it (the common case, counted fast).
+    if bytes.iter().map(|&b| usize::from(b == b'<')).sum::<usize>() <= MAX_NESTING {
+        return false;
+    }
     let mut depth: usize = 0;
     let mut i = 0;
     while let Some(offset) = bytes[i..].iter().position(|&b| b == b'<') {
@@ -221,8 +225,8 @@ pub fn too_deep(html: &str) -> bool {
         if end == start || !bytes[start].is_ascii_alphabetic() {
             continue;
         }
-        let name = html[start..end].to_ascii_lowercase();
-        if SELF_CLOSING.contains(&name.as_str()) {
+        let name = &html[start..end];
+        if SELF_CLOSING.iter().any(|t| t.eq_ignore_ascii_case(name)) {
             continue;
         }
         if closing {
