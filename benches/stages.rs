@@ -9,7 +9,7 @@
 //!   in RSS, Atom, JSON (each call decompresses the entries' HTML), and `render::texts`
 //!   alone (that decompression);
 //! * `compress` — that RSS body with `compress::gzip(_, 9)` and `compress::brotli(_, 6)`;
-//! * `build`    — `snapshot::build` of the whole 10,000-post site (every feed in every format,
+//! * `build`    — `build::build` of the whole 10,000-post site (every feed in every format,
 //!   gzipped): what `export` and a full reload of `serve` pay after parsing;
 //! * `site_parts` — that work split up, single-threaded: rendering every feed file (contents
 //!   once per feed, as `build` does), gzip-9 of every body, and brotli-6 of every body (not
@@ -37,7 +37,7 @@ use feedsmith::config::{self, Config};
 use feedsmith::content::Loaded;
 use feedsmith::post::{self, Post};
 use feedsmith::render::{self, Format};
-use feedsmith::{compress, feed, snapshot};
+use feedsmith::{build, compress, feed};
 
 const POSTS: usize = 10_000;
 const TAGS: usize = 200;
@@ -348,8 +348,7 @@ fn bench_corpus_stages(c: &mut Criterion) {
         BenchmarkId::from_parameter(format!("{}_posts", posts.len())),
         |b| {
             b.iter(|| {
-                snapshot::build(black_box(&config), black_box(&loaded), now, None, 1)
-                    .expect("build")
+                build::build(black_box(&config), black_box(&loaded), now, None, 1).expect("build")
             })
         },
     );

@@ -555,6 +555,16 @@ impl Cache {
         (parsed, gone)
     }
 
+    /// Drops the rendered bodies of the posts not in `shown` (they are rendered again from
+    /// their files when a feed shows them). The cache owns the posts, so it decides.
+    pub fn release_bodies(&self, shown: &std::collections::HashSet<*const Post>) {
+        for post in self.entries.values().filter_map(|e| e.post.as_ref()) {
+            if !shown.contains(&Arc::as_ptr(post)) {
+                post.body.clear();
+            }
+        }
+    }
+
     /// The current posts, with duplicate ids/URLs reported (the first path keeps them).
     pub fn loaded(&self) -> Loaded {
         let mut loaded = Loaded {

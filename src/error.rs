@@ -113,6 +113,53 @@ impl fmt::Display for PostWarning {
     }
 }
 
+/// Something wrong that the service works around and reports: in `check`, in `/healthz`
+/// (which says `degraded` while any is current) and in the logs. One type, one `Display`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// A content file that could not become a post (its last good version, if any, is
+    /// still served); symlinks refused and size limits are among its kinds.
+    #[error("{0}")]
+    Post(PostError),
+    /// A tag or category name with nothing usable for a URL: its feed gets a hashed slug.
+    #[error("{what} `{name}` has no usable characters for a URL; its feed is at `{slug}`")]
+    EmptySlug {
+        what: &'static str,
+        name: String,
+        slug: String,
+    },
+    /// Two tag or category names with the same URL slug: the later gets a suffix.
+    #[error("{what} `{name}` has the same URL slug `{base}` as `{other}`; its feed is at `{slug}`")]
+    SlugCollision {
+        what: &'static str,
+        name: String,
+        base: String,
+        other: String,
+        slug: String,
+    },
+    /// The content directory is gone: the last good feeds are served.
+    #[error("content directory `{0}` is missing; serving the last good feeds")]
+    ContentDirMissing(PathBuf),
+    /// Change notifications could not be set up: polling stands in.
+    #[error("change notifications failed for `{dir}` ({message}); polling every {interval_ms} ms")]
+    WatchFallback {
+        dir: PathBuf,
+        message: String,
+        interval_ms: u64,
+    },
+    /// The last rebuild failed: an older snapshot is served.
+    #[error("last rebuild failed, serving generation {generation}: {message}")]
+    RebuildFailed { generation: u64, message: String },
+}
+
+impl Problem {
+    /// A problem of the content (a bad post file), as opposed to one of planning or of the
+    /// serving process.
+    pub fn is_post(&self) -> bool {
+        matches!(self, Problem::Post(_))
+    }
+}
+
 /// A fatal error: the command cannot go on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -15,7 +15,7 @@ use chrono::{DateTime, FixedOffset};
 use crate::config::Config;
 use crate::content::Loaded;
 use crate::error::Error;
-use crate::snapshot::{self, Rendered, Snapshot};
+use crate::snapshot::{Rendered, Snapshot};
 
 /// What an export did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +127,7 @@ pub fn export(
         progress();
         Ok(())
     };
-    let snapshot = snapshot::build_with(config, loaded, now, None, 1, Some(&sink))?;
+    let snapshot = crate::build::build_with(config, loaded, now, None, 1, Some(&sink))?;
     let keep: HashSet<PathBuf> = snapshot
         .files
         .keys()

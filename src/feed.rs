@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, FixedOffset};
 
 use crate::config::Config;
+use crate::error::Problem;
 use crate::post::Post;
 use crate::text::encode_segment;
 
@@ -59,7 +60,7 @@ pub struct Plan {
     /// Global feeds first, then tags, then categories; each group ordered by directory.
     pub feeds: Vec<Feed>,
     /// Slug collisions and empty slugs, reported (the feeds still exist).
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
     /// The earliest publication time of a scheduled (future, non-draft) post.
     pub next_due: Option<DateTime<FixedOffset>>,
     /// Visible posts.
@@ -205,7 +206,7 @@ impl Ctx<'_> {
         kind: FeedKind,
         posts: &[Arc<Post>],
         names: impl Fn(&Post) -> &Vec<String>,
-        problems: &mut Vec<String>,
+        problems: &mut Vec<Problem>,
     ) -> Vec<Feed> {
         let limit = self.config.feed.limit;
         let mut groups: HashMap<String, Group> = HashMap::new();
@@ -234,7 +235,11 @@ impl Ctx<'_> {
                     "{what}-{:08x}",
                     xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32
                 );
-                problems.push(format!("{what} `{display}` has no usable characters for a URL; its feed is at `{fallback}`"));
+                problems.push(Problem::EmptySlug {
+                    what,
+                    name: display.clone(),
+                    slug: fallback.clone(),
+                });
                 slug = fallback;
             }
             if let Some(other) = taken.get(&slug) {
@@ -244,9 +249,13 @@ impl Ctx<'_> {
                     n += 1;
                 }
                 slug = format!("{base}-{n}");
-                problems.push(format!(
-                    "{what} `{display}` has the same URL slug `{base}` as `{other}`; its feed is at `{slug}`"
-                ));
+                problems.push(Problem::SlugCollision {
+                    what,
+                    name: display.clone(),
+                    base,
+                    other: other.clone(),
+                    slug: slug.clone(),
+                });
             }
             taken.insert(slug.clone(), display.clone());
             feeds.push(self.feed(kind, &slug, display, group.entries));

@@ -36,6 +36,7 @@
 //! nothing of ours; `post` is split into `front` (front matter) and `body` (the HTML
 //! pipeline).
 
+pub mod build;
 pub mod compress;
 pub mod config;
 pub mod conn;
@@ -45,6 +46,7 @@ pub mod export;
 pub mod feed;
 pub mod listener;
 pub mod post;
+pub mod publish;
 pub mod render;
 pub mod sanitize;
 pub mod server;
@@ -53,4 +55,4 @@ pub mod text;
 pub mod watch;
 
 pub use config::Config;
-pub use error::{Error, PostError};
+pub use error::{Error, PostError, Problem};

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use feedsmith::{Config, config, content, export, listener, server, watch};
+use feedsmith::{Config, config, content, export, listener, publish, server, watch};
 
 #[derive(Parser)]
 #[command(
@@ -148,7 +148,7 @@ fn export_cmd(config: &Config, out: Option<PathBuf>) -> anyhow::Result<Option<Sk
         &|| bar.inc(1),
     )?;
     bar.finish_and_clear();
-    for problem in snap.problems.iter().filter(|p| !p.starts_with('`')) {
+    for problem in snap.problems.iter().filter(|p| !p.is_post()) {
         eprintln!("warning: {problem}");
     }
     tracing::debug!(ms = ms(started), "written");
@@ -181,7 +181,7 @@ fn ms(started: Instant) -> f64 {
 
 fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>> {
     let bind = bind.unwrap_or_else(|| config.server.bind.clone());
-    let mut publisher = watch::Publisher::new(config.clone()).with_background_brotli();
+    let mut publisher = publish::Publisher::new(config.clone()).with_background_brotli();
     let first = publisher.rebuild(None)?;
     let store = publisher.store();
     tracing::info!(

@@ -15,8 +15,8 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, FixedOffset, Utc};
 
+use crate::publish::Health;
 use crate::snapshot::{BrotliQueue, Encoding, Rendered, SnapshotStore};
-use crate::watch::Health;
 
 /// Longest request path we look up; anything longer is a 404 without decoding.
 const MAX_PATH: usize = 2048;
@@ -98,7 +98,7 @@ pub fn decide(
         Some(IfNoneMatch::Items(tags)) => {
             // Weak comparison (RFC 9110 §8.8.3.2): opaque tags equal, `W/` ignored.
             let ours = [Encoding::Identity, Encoding::Gzip, Encoding::Brotli]
-                .map(|e| file.etag_header(e).as_bytes());
+                .map(|e| file.etag(e).as_bytes());
             tags.iter().any(|tag| {
                 ours.iter()
                     .any(|o| o.get(1..o.len().saturating_sub(1)) == Some(tag.tag().as_bytes()))
@@ -206,6 +206,11 @@ fn content_encoding(encoding: Encoding) -> Option<ContentEncoding> {
     }
 }
 
+/// A header value from text we formatted ourselves (always valid; empty if not).
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""))
+}
+
 fn not_found() -> HttpResponse {
     HttpResponse::NotFound()
         .content_type("text/plain; charset=utf-8")
@@ -287,8 +292,11 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
     };
     let mut builder = HttpResponse::build(status);
     builder
-        .insert_header((header::ETAG, file.etag_header(encoding).clone()))
-        .insert_header((header::LAST_MODIFIED, file.last_modified_header().clone()))
+        .insert_header((header::ETAG, header_value(file.etag(encoding))))
+        .insert_header((
+            header::LAST_MODIFIED,
+            header_value(file.last_modified_http()),
+        ))
         .insert_header((
             header::CACHE_CONTROL,
             state.cache_control_now(snapshot.next_due),
@@ -368,6 +376,7 @@ async fn healthz(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     // The process's own problems first: they say why the feeds may be stale.
     let mut problems = state.health.problems();
     problems.extend(snapshot.problems.iter().cloned());
+    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
     let body = serde_json::json!({
         "status": if problems.is_empty() { "ok" } else { "degraded" },
         "generation": snapshot.generation,

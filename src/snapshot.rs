@@ -1,26 +1,25 @@
-//! Immutable snapshots of everything served or exported: per file the identity, gzip and
-//! brotli bodies, ETags and Last-Modified, all computed once at build time. `build` is the one
-//! build function shared by `serve` and `export`; `SnapshotStore` publishes a new snapshot
-//! with a single pointer swap. The only filesystem access is `content::ensure_bodies`, for
-//! the bodies of the entries of feeds that must be rendered again.
+//! Immutable snapshots of everything served or exported (made by `build`), and `Rendered`,
+//! one file of it: the gzip body and validators (ETags, Last-Modified) computed once; the
+//! identity body kept once somebody asks for it, within a budget; brotli made in the
+//! background for files that brotli-capable clients ask for. `SnapshotStore` publishes a new
+//! snapshot with a single pointer swap. No HTTP framework types: the server turns the
+//! validators into headers, export writes the bodies.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use actix_web::http::header::HeaderValue;
-use actix_web::web::Bytes;
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use chrono::{DateTime, FixedOffset};
-use rayon::prelude::*;
 
 use crate::compress::{brotli, gunzip, gzip};
 use crate::config::Config;
-use crate::content::{self, Loaded};
-use crate::error::Error;
-use crate::feed::{self, Feed};
-use crate::render::{self, Format};
+use crate::error::Problem;
+use crate::feed::Feed;
+use crate::post::Post;
+use crate::render;
 
 /// Where files wanted in brotli are sent to be compressed in the background.
 pub type BrotliQueue = std::sync::mpsc::Sender<Arc<Rendered>>;
@@ -47,8 +46,9 @@ pub struct Rendered {
     pub hash: u64,
     /// Newest entry time, to the second.
     pub last_modified: SystemTime,
-    /// Header values built once: ETag per encoding (identity, gzip, br) and Last-Modified.
-    headers: [HeaderValue; 4],
+    /// Validators formatted once: ETag per encoding (identity, gzip, br) and Last-Modified
+    /// as an HTTP date.
+    validators: [Box<str>; 4],
 }
 
 /// A content coding we precompute.
@@ -69,13 +69,12 @@ impl Rendered {
     ) -> Rendered {
         let hash = xxhash_rust::xxh3::xxh3_64(body);
         let last_modified = to_system_time(last_modified);
-        let value = |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(""));
         Rendered {
-            headers: [
-                value(format!("\"{hash:016x}\"")),
-                value(format!("\"{hash:016x}-gz\"")),
-                value(format!("\"{hash:016x}-br\"")),
-                value(httpdate::fmt_http_date(last_modified)),
+            validators: [
+                format!("\"{hash:016x}\"").into(),
+                format!("\"{hash:016x}-gz\"").into(),
+                format!("\"{hash:016x}-br\"").into(),
+                httpdate::fmt_http_date(last_modified).into(),
             ],
             content_type,
             gzip: Bytes::from(gzip(body, config.export.gzip_level)),
@@ -89,24 +88,19 @@ impl Rendered {
         }
     }
 
-    /// The ETag header value of one encoding (see [`Rendered::etag`]).
-    pub fn etag_header(&self, encoding: Encoding) -> &HeaderValue {
+    /// Strong ETag of one encoding, quoted: representations differ per content coding
+    /// (RFC 9110 §8.8.3), so each gets its own tag derived from the same content hash.
+    pub fn etag(&self, encoding: Encoding) -> &str {
         match encoding {
-            Encoding::Identity => &self.headers[0],
-            Encoding::Gzip => &self.headers[1],
-            Encoding::Brotli => &self.headers[2],
+            Encoding::Identity => &self.validators[0],
+            Encoding::Gzip => &self.validators[1],
+            Encoding::Brotli => &self.validators[2],
         }
     }
 
-    /// The Last-Modified header value.
-    pub fn last_modified_header(&self) -> &HeaderValue {
-        &self.headers[3]
-    }
-
-    /// Strong ETag of one encoding: representations differ per content coding
-    /// (RFC 9110 §8.8.3), so each gets its own tag derived from the same content hash.
-    pub fn etag(&self, encoding: Encoding) -> String {
-        String::from_utf8_lossy(self.etag_header(encoding).as_bytes()).into_owned()
+    /// Last-Modified as an HTTP date.
+    pub fn last_modified_http(&self) -> &str {
+        &self.validators[3]
     }
 
     /// The identity body, decompressed once and then kept.
@@ -226,25 +220,25 @@ pub struct Snapshot {
     /// Feeds (each in three formats).
     pub feeds: usize,
     /// Current problems: bad files, slug collisions.
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
     /// When the next scheduled post becomes visible.
     pub next_due: Option<DateTime<FixedOffset>>,
     /// What each feed was rendered from (title and entries, by feed directory), so that the
     /// next build re-renders only feeds whose inputs changed.
-    inputs: HashMap<String, FeedInputs>,
+    pub(crate) inputs: HashMap<String, FeedInputs>,
 }
 
 /// The inputs of one rendered feed. Holding the `Arc`s keeps pointer comparison sound.
 #[derive(Debug)]
-struct FeedInputs {
+pub(crate) struct FeedInputs {
     title: String,
-    entries: Vec<Arc<crate::post::Post>>,
+    entries: Vec<Arc<Post>>,
     /// Every entry had its body (a file that could not be read is tried again next build).
     complete: bool,
 }
 
 impl FeedInputs {
-    fn of(feed: &Feed) -> Self {
+    pub(crate) fn of(feed: &Feed) -> Self {
         FeedInputs {
             title: feed.title.clone(),
             entries: feed.entries.clone(),
@@ -253,7 +247,7 @@ impl FeedInputs {
     }
 
     /// Same title and the very same post objects (an unchanged file keeps its `Arc`).
-    fn same_as(&self, feed: &Feed) -> bool {
+    pub(crate) fn same_as(&self, feed: &Feed) -> bool {
         self.complete
             && self.title == feed.title
             && self.entries.len() == feed.entries.len()
@@ -274,6 +268,14 @@ impl Snapshot {
         self.files.get(path)
     }
 
+    /// The posts some feed of this snapshot shows (whose bodies are worth keeping).
+    pub fn shown(&self) -> HashSet<*const Post> {
+        self.inputs
+            .values()
+            .flat_map(|inputs| inputs.entries.iter().map(Arc::as_ptr))
+            .collect()
+    }
+
     /// Paths in a stable order.
     pub fn paths(&self) -> Vec<&String> {
         let mut paths: Vec<&String> = self.files.keys().collect();
@@ -284,155 +286,3 @@ impl Snapshot {
 
 /// The published snapshot; readers load it without locking.
 pub type SnapshotStore = ArcSwap<Snapshot>;
-
-/// Receives each file a build renders, with its identity body, as soon as it is ready (on
-/// the build's thread pool): export writes files this way, without keeping identity bodies
-/// or decompressing them again.
-pub type Sink<'a> = &'a (dyn Fn(&str, &Rendered, &[u8]) -> Result<(), Error> + Sync);
-
-/// Plans and renders every file for `loaded` as seen at `now`. Files whose bytes equal a file
-/// of `previous` reuse its compressed bodies (and so keep their ETag).
-pub fn build(
-    config: &Config,
-    loaded: &Loaded,
-    now: DateTime<FixedOffset>,
-    previous: Option<&Snapshot>,
-    generation: u64,
-) -> Result<Snapshot, Error> {
-    build_with(config, loaded, now, previous, generation, None)
-}
-
-/// [`build`], handing every rendered file to `sink` too (files kept from `previous` without
-/// rendering are not handed over).
-pub fn build_with(
-    config: &Config,
-    loaded: &Loaded,
-    now: DateTime<FixedOffset>,
-    previous: Option<&Snapshot>,
-    generation: u64,
-    sink: Option<Sink<'_>>,
-) -> Result<Snapshot, Error> {
-    let emit = |path: &str, file: &Rendered, body: &[u8]| match sink {
-        Some(sink) => sink(path, file, body),
-        None => Ok(()),
-    };
-    let plan = feed::plan(config, &loaded.posts, now);
-    let mut files: HashMap<String, Arc<Rendered>> =
-        HashMap::with_capacity(plan.feeds.len() * 3 + 2);
-    // Feeds whose inputs are unchanged keep their files without being rendered again.
-    let unchanged = |feed: &Feed| -> Option<Vec<(String, Arc<Rendered>)>> {
-        let previous = previous?;
-        if !previous.inputs.get(&feed.dir)?.same_as(feed) {
-            return None;
-        }
-        Format::ALL
-            .iter()
-            .map(|f| {
-                let path = format!("{}{}", feed.dir, f.file_name());
-                previous.files.get(&path).map(|file| (path, file.clone()))
-            })
-            .collect()
-    };
-    let jobs: Vec<&Feed> = plan
-        .feeds
-        .iter()
-        .filter(|feed| match unchanged(feed) {
-            Some(kept) => {
-                files.extend(kept);
-                false
-            }
-            None => true,
-        })
-        .collect();
-    let reuse = |path: &str, body: &[u8]| -> Option<Arc<Rendered>> {
-        let old = previous?.files.get(path)?;
-        // xxh3-64 with the length: a collision here would need an adversarial post.
-        (old.len == body.len() && old.hash == xxhash_rust::xxh3::xxh3_64(body)).then(|| old.clone())
-    };
-    // Bodies are needed for the entries of the feeds to render, and kept for every post a
-    // feed shows (the next edit re-renders its feeds); other posts drop theirs.
-    let mut needed: Vec<&Arc<crate::post::Post>> = Vec::new();
-    let mut seen: HashSet<*const crate::post::Post> = HashSet::new();
-    for feed in &jobs {
-        for post in &feed.entries {
-            if seen.insert(Arc::as_ptr(post)) {
-                needed.push(post);
-            }
-        }
-    }
-    content::ensure_bodies(config, &needed);
-    let shown: HashSet<*const crate::post::Post> = plan
-        .feeds
-        .iter()
-        .flat_map(|f| f.entries.iter().map(Arc::as_ptr))
-        .collect();
-    for post in &loaded.posts {
-        if !shown.contains(&Arc::as_ptr(post)) {
-            post.body.clear();
-        }
-    }
-    // One job per feed: its entries' HTML is decompressed once for the three formats.
-    let rendered: Vec<Vec<(String, Arc<Rendered>)>> = jobs
-        .par_iter()
-        .map(|feed| {
-            let texts = render::texts(config, feed);
-            Format::ALL
-                .iter()
-                .map(|format| {
-                    let path = format!("{}{}", feed.dir, format.file_name());
-                    let body = render::render_with(config, feed, *format, &texts)?;
-                    let file = reuse(&path, &body).unwrap_or_else(|| {
-                        Arc::new(Rendered::new(
-                            format.content_type(),
-                            &body,
-                            feed.updated,
-                            config,
-                        ))
-                    });
-                    emit(&path, &file, &body)?;
-                    Ok((path, file))
-                })
-                .collect()
-        })
-        .collect::<Result<_, Error>>()?;
-    files.extend(rendered.into_iter().flatten());
-    let newest = plan
-        .feeds
-        .iter()
-        .map(|f| f.updated)
-        .max()
-        .unwrap_or(DateTime::UNIX_EPOCH.fixed_offset());
-    for (path, content_type, body) in [
-        (
-            render::OPML_PATH,
-            render::OPML_CONTENT_TYPE,
-            render::opml(config, &plan.feeds),
-        ),
-        (
-            render::INDEX_PATH,
-            render::HTML_CONTENT_TYPE,
-            render::index(config, &plan.feeds),
-        ),
-    ] {
-        let file = reuse(path, &body)
-            .unwrap_or_else(|| Arc::new(Rendered::new(content_type, &body, newest, config)));
-        emit(path, &file, &body)?;
-        files.insert(path.to_string(), file);
-    }
-    let mut problems: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
-    problems.extend(plan.problems);
-    let inputs = plan
-        .feeds
-        .iter()
-        .map(|f| (f.dir.clone(), FeedInputs::of(f)))
-        .collect();
-    Ok(Snapshot {
-        generation,
-        files,
-        posts: plan.visible,
-        feeds: plan.feeds.len(),
-        problems,
-        next_due: plan.next_due,
-        inputs,
-    })
-}

@@ -1,24 +1,22 @@
-//! Keeping the served snapshot current: a `Publisher` owns the post cache and publishes new
-//! snapshots; `spawn` runs it on its own thread (never on the async runtime), fed by a
-//! file watcher (inotify, or polling as configured or when the watch limit is hit), by SIGHUP
+//! Watching the content directory: `spawn` runs a `Publisher` on its own thread (never on
+//! the async runtime), fed by a file watcher (inotify, or polling as configured or when the watch limit is hit), by SIGHUP
 //! (full reload) and by a timer for the next scheduled post. The worker debounces: a burst
 //! of changes is one rebuild once `debounce_ms` passes quietly, and changes that never stop
 //! are still published at least every `10 x debounce_ms`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use chrono::Utc;
 use notify::{EventKind, RecursiveMode};
 
 use crate::config::{Config, WatchMode};
-use crate::content::{self, Cache, Trust};
-use crate::error::Error;
-use crate::snapshot::{self, BrotliQueue, Rendered, Snapshot, SnapshotStore};
+use crate::content;
+use crate::error::{Error, Problem};
+use crate::publish::{Health, Publisher};
+use crate::snapshot::SnapshotStore;
 
 /// What the rebuild worker is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,196 +33,6 @@ pub enum Msg {
     Rewatch,
     /// Stop the worker.
     Stop,
-}
-
-/// What one rebuild did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Report {
-    pub files_changed: usize,
-    pub feeds_changed: usize,
-    pub generation: u64,
-    pub elapsed: Duration,
-}
-
-/// What a rebuild refreshes.
-enum Scope<'a> {
-    All(Trust),
-    Paths(&'a [PathBuf]),
-}
-
-/// Problems of the serving process itself, apart from the content's own (which are in the
-/// snapshot): the content directory is missing, change notifications failed and polling
-/// took over, the last rebuild failed. Each makes `/healthz` say `degraded`; each is
-/// cleared when it is over.
-#[derive(Debug, Default)]
-pub struct Health {
-    problems: std::sync::Mutex<std::collections::BTreeMap<&'static str, String>>,
-}
-
-impl Health {
-    /// Sets (`Some`) or clears (`None`) the problem of one kind.
-    pub fn set(&self, kind: &'static str, problem: Option<String>) {
-        let mut problems = self
-            .problems
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match problem {
-            Some(p) => {
-                problems.insert(kind, p);
-            }
-            None => {
-                problems.remove(kind);
-            }
-        }
-    }
-
-    /// The current problems, by kind.
-    pub fn problems(&self) -> Vec<String> {
-        self.problems
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect()
-    }
-}
-
-/// Owns the post cache and publishes snapshots into the store.
-pub struct Publisher {
-    config: Config,
-    cache: Cache,
-    store: Arc<SnapshotStore>,
-    health: Arc<Health>,
-    /// Where files wanted in brotli go to be compressed (when serving).
-    brotli: Option<BrotliQueue>,
-}
-
-impl Publisher {
-    /// A publisher with an empty snapshot (generation 0) until the first `rebuild`.
-    pub fn new(config: Config) -> Self {
-        Publisher {
-            config,
-            cache: Cache::default(),
-            store: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
-            health: Arc::default(),
-            brotli: None,
-        }
-    }
-
-    /// What `/healthz` reports besides the snapshot's problems.
-    pub fn health(&self) -> Arc<Health> {
-        self.health.clone()
-    }
-
-    /// Computes brotli bodies on a background thread for the files queued by the server
-    /// (`brotli_queue`) when a br-capable client asks for them, so that neither publishing
-    /// nor a request waits for the slow compressor, and only files clients want in brotli
-    /// take memory for it. A new version of a wanted file is queued when it is published.
-    pub fn with_background_brotli(mut self) -> Self {
-        let (sender, receiver) = channel::<Arc<Rendered>>();
-        let spawned = std::thread::Builder::new()
-            .name("feedsmith-brotli".into())
-            .spawn(move || {
-                while let Ok(file) = receiver.recv() {
-                    // Not worth compressing a file that no snapshot holds any more.
-                    if Arc::strong_count(&file) > 1 {
-                        file.fill_brotli();
-                    }
-                }
-            });
-        match spawned {
-            Ok(_) => self.brotli = Some(sender),
-            Err(e) => tracing::warn!("no brotli thread ({e}); serving gzip only"),
-        }
-        self
-    }
-
-    /// Where the server queues files wanted in brotli (`None` without a brotli thread).
-    pub fn brotli_queue(&self) -> Option<BrotliQueue> {
-        self.brotli.clone()
-    }
-
-    /// The store the server reads from.
-    pub fn store(&self) -> Arc<SnapshotStore> {
-        self.store.clone()
-    }
-
-    /// Refreshes the given paths (`None`: reads every file), rebuilds and publishes. On error
-    /// the current snapshot stays.
-    pub fn rebuild(&mut self, changed: Option<&[PathBuf]>) -> Result<Report, Error> {
-        match changed {
-            None => self.publish(Scope::All(Trust::Nothing)),
-            Some(paths) => self.publish(Scope::Paths(paths)),
-        }
-    }
-
-    /// Like `rebuild(None)`, but reads only files whose size, mtime or inode changed: cheap
-    /// on a large site, for when change events were lost.
-    pub fn rescan(&mut self) -> Result<Report, Error> {
-        self.publish(Scope::All(Trust::Stamps))
-    }
-
-    fn publish(&mut self, scope: Scope<'_>) -> Result<Report, Error> {
-        let started = Instant::now();
-        let refresh = match scope {
-            Scope::All(trust) => self.cache.refresh_all(&self.config, trust)?,
-            Scope::Paths(paths) => self.cache.refresh_paths(&self.config, paths)?,
-        };
-        let loaded = self.cache.loaded();
-        let previous = self.store.load_full();
-        let generation = previous.generation + 1;
-        let next = snapshot::build(
-            &self.config,
-            &loaded,
-            Utc::now().fixed_offset(),
-            Some(&previous),
-            generation,
-        )?;
-        let feeds_changed = next
-            .files
-            .iter()
-            .filter(|(path, file)| {
-                previous
-                    .files
-                    .get(*path)
-                    .is_none_or(|old| !Arc::ptr_eq(old, file))
-            })
-            .count()
-            + previous
-                .files
-                .keys()
-                .filter(|p| !next.files.contains_key(*p))
-                .count();
-        for problem in &loaded.errors {
-            tracing::warn!("{problem}");
-        }
-        if let Some(brotli) = &self.brotli {
-            for (path, file) in &next.files {
-                let replaces_wanted = previous
-                    .files
-                    .get(path)
-                    .is_some_and(|old| !Arc::ptr_eq(old, file) && old.brotli_wanted());
-                if replaces_wanted && file.want_brotli() {
-                    let _ = brotli.send(file.clone());
-                }
-            }
-        }
-        self.store.store(Arc::new(next));
-        let report = Report {
-            files_changed: refresh.parsed + refresh.removed,
-            feeds_changed,
-            generation,
-            elapsed: started.elapsed(),
-        };
-        tracing::info!(
-            files_changed = report.files_changed,
-            feeds_changed = report.feeds_changed,
-            generation = report.generation,
-            ms = report.elapsed.as_secs_f64() * 1000.0,
-            "rebuilt"
-        );
-        Ok(report)
-    }
 }
 
 /// A running watcher; dropping it (or `stop`) ends the worker.
@@ -339,11 +147,11 @@ fn start_watcher(
                 );
                 health.set(
                     "watch",
-                    Some(format!(
-                        "change notifications failed for `{}` ({e}); polling every {} ms",
-                        root.display(),
-                        config.watch.poll_interval_ms
-                    )),
+                    Some(Problem::WatchFallback {
+                        dir: root.clone(),
+                        message: e.to_string(),
+                        interval_ms: config.watch.poll_interval_ms,
+                    }),
                 );
             }
         }
@@ -485,13 +293,9 @@ fn worker(
                     "content directory `{}` disappeared; serving the last good feeds",
                     dir.display()
                 );
-                publisher.health.set(
-                    "content_dir",
-                    Some(format!(
-                        "content directory `{}` is missing; serving the last good feeds",
-                        dir.display()
-                    )),
-                );
+                publisher
+                    .health
+                    .set("content_dir", Some(Problem::ContentDirMissing(dir.clone())));
             }
             dir_missing = true;
             drop(watcher.take());
@@ -527,9 +331,10 @@ fn worker(
                 tracing::error!("rebuild failed, still serving generation {generation}: {e}");
                 publisher.health.set(
                     "rebuild",
-                    Some(format!(
-                        "last rebuild failed, serving generation {generation}: {e}"
-                    )),
+                    Some(Problem::RebuildFailed {
+                        generation,
+                        message: e.to_string(),
+                    }),
                 );
             }
         }

@@ -431,7 +431,7 @@ async fn brotli_is_offered_only_once_its_body_is_ready() {
     let config = support::site_config(&support::root().join("content"));
     let loaded = feedsmith::content::load(&config).expect("loads");
     let snap =
-        feedsmith::snapshot::build(&config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
+        feedsmith::build::build(&config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
             .expect("builds");
     let snap = Arc::new(snap);
     let store = Arc::new(ArcSwap::new(snap.clone()));
@@ -449,7 +449,7 @@ async fn brotli_is_made_on_demand_and_identity_is_kept_only_within_its_budget() 
     let config = support::site_config(&support::root().join("content"));
     let loaded = feedsmith::content::load(&config).expect("loads");
     let snap = Arc::new(
-        feedsmith::snapshot::build(&config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
+        feedsmith::build::build(&config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
             .expect("builds"),
     );
     let (queue, queued) = std::sync::mpsc::channel();

@@ -77,7 +77,7 @@ pub fn body(post: &feedsmith::post::Post) -> Arc<feedsmith::post::Body> {
 /// Loads and builds a snapshot at the current time.
 pub fn build(config: &Config) -> Arc<snapshot::Snapshot> {
     let loaded = content::load(config).expect("content loads");
-    let snap = snapshot::build(config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
+    let snap = feedsmith::build::build(config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
         .expect("builds");
     // As the server does after publishing.
     snapshot::fill_brotli(&snap);

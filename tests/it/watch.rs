@@ -7,14 +7,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use feedsmith::publish::{Health, Publisher};
 use feedsmith::snapshot::SnapshotStore;
-use feedsmith::watch::{self, Publisher};
+use feedsmith::watch;
 
 use crate::support;
 
 struct Running {
     store: Arc<SnapshotStore>,
-    health: Arc<watch::Health>,
+    health: Arc<Health>,
     _handle: watch::Handle,
 }
 
@@ -146,7 +147,8 @@ fn an_invalid_edit_keeps_the_last_good_version_and_is_reported_until_fixed() {
     });
     let snap = run.store.load();
     assert!(
-        snap.problems[0].starts_with("`p.md`:") && snap.problems[0].contains("not valid YAML"),
+        snap.problems[0].to_string().starts_with("`p.md`:")
+            && snap.problems[0].to_string().contains("not valid YAML"),
         "{:?}",
         snap.problems
     );
@@ -399,7 +401,7 @@ fn healthz_is_degraded_while_a_post_is_broken() {
     state.health = run.health.clone();
     run.health.set(
         "content_dir",
-        Some("content directory `x` is missing".into()),
+        Some(feedsmith::Problem::ContentDirMissing("x".into())),
     );
     let state = actix_web::web::Data::new(state);
     let json = actix_web::rt::System::new().block_on(async move {
@@ -415,7 +417,10 @@ fn healthz_is_degraded_while_a_post_is_broken() {
     });
     assert_eq!(json["status"], "degraded");
     // The process's own problems first, then the content's.
-    assert_eq!(json["problems"][0], "content directory `x` is missing");
+    assert_eq!(
+        json["problems"][0],
+        "content directory `x` is missing; serving the last good feeds"
+    );
     assert_eq!(
         json["problems"][1],
         "`bad.md`:2:1: front matter field `date` is required"
@@ -534,7 +539,10 @@ fn health_is_degraded_within_a_second_of_the_content_dir_vanishing_and_ok_when_b
         "{:?}",
         started.elapsed()
     );
-    assert!(problems[0].contains("is missing"), "{problems:?}");
+    assert!(
+        problems[0].to_string().contains("is missing"),
+        "{problems:?}"
+    );
     // Still serving the last good feeds meanwhile.
     assert!(rss(&run.store).contains("<title>A</title>"));
     std::fs::rename(parent.path().join("moved"), &dir).expect("mv back");

@@ -1,0 +1,211 @@
+//! Publishing: a `Publisher` owns the post cache, refreshes it (some paths, or all),
+//! builds the next snapshot with `build`, publishes it with one pointer swap, and decides
+//! which post bodies stay in memory. `Health` holds the serving process's own problems for
+//! `/healthz`. The watcher (`watch`) decides when to publish; this module how.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::channel;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use chrono::Utc;
+
+use crate::build;
+use crate::config::Config;
+use crate::content::{Cache, Trust};
+use crate::error::{Error, Problem};
+use crate::snapshot::{BrotliQueue, Rendered, Snapshot, SnapshotStore};
+
+/// What one rebuild did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub files_changed: usize,
+    pub feeds_changed: usize,
+    pub generation: u64,
+    pub elapsed: Duration,
+}
+
+/// What a rebuild refreshes.
+enum Scope<'a> {
+    All(Trust),
+    Paths(&'a [PathBuf]),
+}
+
+/// Problems of the serving process itself, apart from the content's own (which are in the
+/// snapshot): the content directory is missing, change notifications failed and polling
+/// took over, the last rebuild failed. Each makes `/healthz` say `degraded`; each is
+/// cleared when it is over.
+#[derive(Debug, Default)]
+pub struct Health {
+    problems: std::sync::Mutex<std::collections::BTreeMap<&'static str, Problem>>,
+}
+
+impl Health {
+    /// Sets (`Some`) or clears (`None`) the problem of one kind.
+    pub fn set(&self, kind: &'static str, problem: Option<Problem>) {
+        let mut problems = self
+            .problems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match problem {
+            Some(p) => {
+                problems.insert(kind, p);
+            }
+            None => {
+                problems.remove(kind);
+            }
+        }
+    }
+
+    /// The current problems, by kind.
+    pub fn problems(&self) -> Vec<Problem> {
+        self.problems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Owns the post cache and publishes snapshots into the store.
+pub struct Publisher {
+    pub(crate) config: Config,
+    cache: Cache,
+    pub(crate) store: Arc<SnapshotStore>,
+    pub(crate) health: Arc<Health>,
+    /// Where files wanted in brotli go to be compressed (when serving).
+    brotli: Option<BrotliQueue>,
+}
+
+impl Publisher {
+    /// A publisher with an empty snapshot (generation 0) until the first `rebuild`.
+    pub fn new(config: Config) -> Self {
+        Publisher {
+            config,
+            cache: Cache::default(),
+            store: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
+            health: Arc::default(),
+            brotli: None,
+        }
+    }
+
+    /// What `/healthz` reports besides the snapshot's problems.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    /// Computes brotli bodies on a background thread for the files queued by the server
+    /// (`brotli_queue`) when a br-capable client asks for them, so that neither publishing
+    /// nor a request waits for the slow compressor, and only files clients want in brotli
+    /// take memory for it. A new version of a wanted file is queued when it is published.
+    pub fn with_background_brotli(mut self) -> Self {
+        let (sender, receiver) = channel::<Arc<Rendered>>();
+        let spawned = std::thread::Builder::new()
+            .name("feedsmith-brotli".into())
+            .spawn(move || {
+                while let Ok(file) = receiver.recv() {
+                    // Not worth compressing a file that no snapshot holds any more.
+                    if Arc::strong_count(&file) > 1 {
+                        file.fill_brotli();
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => self.brotli = Some(sender),
+            Err(e) => tracing::warn!("no brotli thread ({e}); serving gzip only"),
+        }
+        self
+    }
+
+    /// Where the server queues files wanted in brotli (`None` without a brotli thread).
+    pub fn brotli_queue(&self) -> Option<BrotliQueue> {
+        self.brotli.clone()
+    }
+
+    /// The store the server reads from.
+    pub fn store(&self) -> Arc<SnapshotStore> {
+        self.store.clone()
+    }
+
+    /// Refreshes the given paths (`None`: reads every file), rebuilds and publishes. On error
+    /// the current snapshot stays.
+    pub fn rebuild(&mut self, changed: Option<&[PathBuf]>) -> Result<Report, Error> {
+        match changed {
+            None => self.publish(Scope::All(Trust::Nothing)),
+            Some(paths) => self.publish(Scope::Paths(paths)),
+        }
+    }
+
+    /// Like `rebuild(None)`, but reads only files whose size, mtime or inode changed: cheap
+    /// on a large site, for when change events were lost.
+    pub fn rescan(&mut self) -> Result<Report, Error> {
+        self.publish(Scope::All(Trust::Stamps))
+    }
+
+    fn publish(&mut self, scope: Scope<'_>) -> Result<Report, Error> {
+        let started = Instant::now();
+        let refresh = match scope {
+            Scope::All(trust) => self.cache.refresh_all(&self.config, trust)?,
+            Scope::Paths(paths) => self.cache.refresh_paths(&self.config, paths)?,
+        };
+        let loaded = self.cache.loaded();
+        let previous = self.store.load_full();
+        let generation = previous.generation + 1;
+        let next = build::build(
+            &self.config,
+            &loaded,
+            Utc::now().fixed_offset(),
+            Some(&previous),
+            generation,
+        )?;
+        let feeds_changed = next
+            .files
+            .iter()
+            .filter(|(path, file)| {
+                previous
+                    .files
+                    .get(*path)
+                    .is_none_or(|old| !Arc::ptr_eq(old, file))
+            })
+            .count()
+            + previous
+                .files
+                .keys()
+                .filter(|p| !next.files.contains_key(*p))
+                .count();
+        for problem in &loaded.errors {
+            tracing::warn!("{problem}");
+        }
+        if let Some(brotli) = &self.brotli {
+            for (path, file) in &next.files {
+                let replaces_wanted = previous
+                    .files
+                    .get(path)
+                    .is_some_and(|old| !Arc::ptr_eq(old, file) && old.brotli_wanted());
+                if replaces_wanted && file.want_brotli() {
+                    let _ = brotli.send(file.clone());
+                }
+            }
+        }
+        // Bodies stay in memory only for posts some feed shows (the next edit re-renders
+        // their feeds); the cache owns them.
+        self.cache.release_bodies(&next.shown());
+        self.store.store(Arc::new(next));
+        let report = Report {
+            files_changed: refresh.parsed + refresh.removed,
+            feeds_changed,
+            generation,
+            elapsed: started.elapsed(),
+        };
+        tracing::info!(
+            files_changed = report.files_changed,
+            feeds_changed = report.feeds_changed,
+            generation = report.generation,
+            ms = report.elapsed.as_secs_f64() * 1000.0,
+            "rebuilt"
+        );
+        Ok(report)
+    }
+}
