@@ -330,26 +330,57 @@ pub fn load(path: &Path, must_exist: bool) -> Result<Config, Error> {
             });
         }
     };
-    parse(&text, base).map_err(|message| Error::Config {
+    parse(&text, base).map_err(|source| Error::Config {
         path: path.to_path_buf(),
-        message,
+        source,
     })
 }
 
-/// Parses and validates config text; `base` resolves relative paths. Errors are
-/// `line:col: message`.
-pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let position = e
-            .span()
-            .map(|span| {
-                let (line, col) = line_col(text, span.start);
-                format!("{line}:{col}: ")
-            })
-            .unwrap_or_default();
-        format!("{position}{}", e.message().trim_end())
+/// A config problem: what is wrong, the key it is about and where it is written, when known.
+/// Displayed as `line:col: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key (`feed.limit`) of a value that fails validation; `None` for TOML syntax
+    /// and schema errors (unknown keys, wrong types), whose position comes from the parser.
+    pub key: Option<&'static str>,
+    /// 1-based line and column in the config text.
+    pub position: Option<(usize, usize)>,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn at_key(key: &'static str, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: Some(key),
+            position: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some((line, col)) = self.position {
+            write!(f, "{line}:{col}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses and validates config text; `base` resolves relative paths.
+pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+        key: None,
+        position: e.span().map(|span| line_col(text, span.start)),
+        message: e.message().trim_end().to_string(),
     })?;
-    validate(raw, base)
+    validate(raw, base).map_err(|mut e| {
+        e.position = e.key.and_then(|key| key_position(text, key));
+        e
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -359,131 +390,242 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-fn validate(raw: RawConfig, base: &Path) -> Result<Config, String> {
-    let mut base_url = Url::parse(raw.site.base_url.trim())
-        .map_err(|e| format!("`site.base_url` `{}` is not a URL: {e}", raw.site.base_url))?;
-    if !matches!(base_url.scheme(), "http" | "https") || base_url.cannot_be_a_base() {
-        return Err(format!(
-            "`site.base_url` `{}` must be an absolute http(s) URL",
-            raw.site.base_url
+/// Where `table.key` is written in TOML `text`: (line, column of its value); `None` when it
+/// is not written (a default that fails with another key's value).
+fn key_position(text: &str, dotted: &str) -> Option<(usize, usize)> {
+    let (table, key) = dotted.split_once('.')?;
+    let mut in_table = false;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if let Some(name) = trimmed.strip_prefix('[') {
+            in_table = name.trim_end_matches(']').trim() == table;
+            continue;
+        }
+        let Some(rest) = trimmed.strip_prefix(key) else {
+            continue;
+        };
+        if in_table && let Some(value) = rest.trim_start().strip_prefix('=') {
+            let col = line.chars().count() - value.trim_start().chars().count() + 1;
+            return Some((i + 1, col));
+        }
+    }
+    None
+}
+
+/// A header value is visible ASCII, spaces and tabs (RFC 9110 §5.5, without obs-text).
+fn is_header_value(s: &str) -> bool {
+    s.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
+type Checked<T> = Result<T, ConfigError>;
+
+fn validate(raw: RawConfig, base: &Path) -> Checked<Config> {
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    Ok(Config {
+        site: site(raw.site)?,
+        content: content(raw.content, resolve)?,
+        feed: feed(raw.feed)?,
+        server: server(raw.server)?,
+        watch: watch(raw.watch)?,
+        export: export(raw.export, resolve)?,
+    })
+}
+
+fn base_url(raw: &str) -> Checked<Url> {
+    let key = "site.base_url";
+    let mut url = Url::parse(raw.trim())
+        .map_err(|e| ConfigError::at_key(key, format!("`{key}` `{raw}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(ConfigError::at_key(
+            key,
+            format!("`{key}` `{raw}` must be an absolute http(s) URL"),
         ));
     }
-    if !base_url.path().ends_with('/') {
-        let path = format!("{}/", base_url.path());
-        base_url.set_path(&path);
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
     }
-    base_url.set_query(None);
-    base_url.set_fragment(None);
-    let time_zone = chrono_tz::Tz::from_str(raw.site.time_zone.trim()).map_err(|_| {
-        format!(
-            "`site.time_zone` `{}` is not a known IANA time zone (e.g. `Asia/Shanghai`, `UTC`)",
-            raw.site.time_zone
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+fn site(raw: RawSite) -> Checked<Site> {
+    let time_zone = chrono_tz::Tz::from_str(raw.time_zone.trim()).map_err(|_| {
+        ConfigError::at_key(
+            "site.time_zone",
+            format!(
+                "`site.time_zone` `{}` is not a known IANA time zone (e.g. `Asia/Shanghai`, `UTC`)",
+                raw.time_zone
+            ),
         )
     })?;
-    if raw.site.language.trim().is_empty() {
-        return Err("`site.language` must not be empty".into());
+    if raw.language.trim().is_empty() {
+        return Err(ConfigError::at_key(
+            "site.language",
+            "`site.language` must not be empty",
+        ));
     }
-    if raw.feed.limit == 0 {
-        return Err("`feed.limit` must be at least 1".into());
+    let clean = |s: String| crate::text::xml_safe(s.trim()).into_owned();
+    Ok(Site {
+        base_url: base_url(&raw.base_url)?,
+        title: clean(raw.title),
+        description: clean(raw.description),
+        author: clean(raw.author),
+        language: raw.language.trim().to_string(),
+        time_zone,
+    })
+}
+
+fn content(raw: RawContent, resolve: impl Fn(PathBuf) -> PathBuf) -> Checked<Content> {
+    if raw.summary_length < 10 {
+        return Err(ConfigError::at_key(
+            "content.summary_length",
+            "`content.summary_length` must be at least 10",
+        ));
     }
-    if raw.content.summary_length < 10 {
-        return Err("`content.summary_length` must be at least 10".into());
-    }
-    if raw.content.max_post_bytes < 1024 {
-        return Err("`content.max_post_bytes` must be at least 1024".into());
-    }
-    if raw.feed.max_entry_bytes < 1024 || raw.feed.max_feed_bytes < raw.feed.max_entry_bytes {
-        return Err(
-            "`feed.max_entry_bytes` must be at least 1024 and `feed.max_feed_bytes` at least `feed.max_entry_bytes`"
-                .into(),
-        );
+    if raw.max_post_bytes < 1024 {
+        return Err(ConfigError::at_key(
+            "content.max_post_bytes",
+            "`content.max_post_bytes` must be at least 1024",
+        ));
     }
     let mut allowed_iframe_hosts = Vec::new();
-    for host in &raw.content.allowed_iframe_hosts {
+    for host in &raw.allowed_iframe_hosts {
         let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
         if host.is_empty() || host.contains(['/', ':', ' ', '@']) {
-            return Err(format!(
-                "`content.allowed_iframe_hosts`: `{host}` is not a host name (e.g. `www.youtube-nocookie.com`)"
+            return Err(ConfigError::at_key(
+                "content.allowed_iframe_hosts",
+                format!(
+                    "`content.allowed_iframe_hosts`: `{host}` is not a host name (e.g. `www.youtube-nocookie.com`)"
+                ),
             ));
         }
         allowed_iframe_hosts.push(host);
     }
-    if !(1..=12).contains(&raw.export.gzip_level) {
-        return Err("`export.gzip_level` must be between 1 and 12".into());
+    Ok(Content {
+        dir: resolve(raw.dir),
+        languages: raw.languages,
+        permalink_extension: raw.permalink_extension,
+        banner_base: raw.banner_base,
+        summary_length: raw.summary_length,
+        sanitize: raw.sanitize,
+        allowed_iframe_hosts,
+        max_post_bytes: raw.max_post_bytes,
+        follow_external_symlinks: raw.follow_external_symlinks,
+    })
+}
+
+fn feed(raw: RawFeed) -> Checked<FeedOptions> {
+    if raw.limit == 0 {
+        return Err(ConfigError::at_key(
+            "feed.limit",
+            "`feed.limit` must be at least 1",
+        ));
     }
-    if raw.export.brotli_quality > 11 {
-        return Err("`export.brotli_quality` must be between 0 and 11".into());
+    if raw.max_entry_bytes < 1024 {
+        return Err(ConfigError::at_key(
+            "feed.max_entry_bytes",
+            "`feed.max_entry_bytes` must be at least 1024",
+        ));
     }
-    if actix_web::http::header::HeaderValue::from_str(&raw.server.cache_control).is_err() {
-        return Err("`server.cache_control` is not a valid header value".into());
+    if raw.max_feed_bytes < raw.max_entry_bytes {
+        return Err(ConfigError::at_key(
+            "feed.max_feed_bytes",
+            "`feed.max_feed_bytes` must be at least `feed.max_entry_bytes`",
+        ));
     }
-    if raw.server.max_connections == 0 {
-        return Err("`server.max_connections` must be at least 1".into());
+    Ok(FeedOptions {
+        limit: raw.limit,
+        content: raw.content,
+        tags: raw.tags,
+        categories: raw.categories,
+        max_entry_bytes: raw.max_entry_bytes,
+        max_feed_bytes: raw.max_feed_bytes,
+    })
+}
+
+fn server(raw: RawServer) -> Checked<Server> {
+    if !is_header_value(&raw.cache_control) {
+        return Err(ConfigError::at_key(
+            "server.cache_control",
+            "`server.cache_control` is not a valid header value",
+        ));
     }
-    if !(1..=3600).contains(&raw.server.write_timeout_s)
-        || raw.server.shutdown_timeout_s > 3600
-        || raw.server.keep_alive_s > 3600
-    {
-        return Err(
-            "`server.write_timeout_s` must be 1-3600, `server.shutdown_timeout_s` and \
-                    `server.keep_alive_s` at most 3600"
-                .into(),
-        );
+    if raw.max_connections == 0 {
+        return Err(ConfigError::at_key(
+            "server.max_connections",
+            "`server.max_connections` must be at least 1",
+        ));
     }
-    if raw.watch.debounce_ms > 60_000 || raw.watch.poll_interval_ms == 0 {
-        return Err(
-            "`watch.debounce_ms` must be at most 60000 and `watch.poll_interval_ms` above 0".into(),
-        );
+    for (key, value, range) in [
+        ("server.write_timeout_s", raw.write_timeout_s, 1..=3600),
+        (
+            "server.shutdown_timeout_s",
+            raw.shutdown_timeout_s,
+            0..=3600,
+        ),
+        ("server.keep_alive_s", raw.keep_alive_s, 0..=3600),
+    ] {
+        if !range.contains(&value) {
+            return Err(ConfigError::at_key(
+                key,
+                format!(
+                    "`{key}` must be between {} and {} seconds",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
     }
-    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-    let clean = |s: String| crate::text::xml_safe(s.trim()).into_owned();
-    Ok(Config {
-        site: Site {
-            title: clean(raw.site.title),
-            description: clean(raw.site.description),
-            base_url,
-            author: clean(raw.site.author),
-            language: raw.site.language.trim().to_string(),
-            time_zone,
-        },
-        content: Content {
-            dir: resolve(raw.content.dir),
-            languages: raw.content.languages,
-            permalink_extension: raw.content.permalink_extension,
-            banner_base: raw.content.banner_base,
-            summary_length: raw.content.summary_length,
-            sanitize: raw.content.sanitize,
-            allowed_iframe_hosts,
-            max_post_bytes: raw.content.max_post_bytes,
-            follow_external_symlinks: raw.content.follow_external_symlinks,
-        },
-        feed: FeedOptions {
-            limit: raw.feed.limit,
-            content: raw.feed.content,
-            tags: raw.feed.tags,
-            categories: raw.feed.categories,
-            max_entry_bytes: raw.feed.max_entry_bytes,
-            max_feed_bytes: raw.feed.max_feed_bytes,
-        },
-        server: Server {
-            bind: raw.server.bind,
-            cache_control: raw.server.cache_control,
-            identity_cache_bytes: raw.server.identity_cache_mb.saturating_mul(1 << 20),
-            max_connections: raw.server.max_connections,
-            write_timeout_s: raw.server.write_timeout_s,
-            shutdown_timeout_s: raw.server.shutdown_timeout_s,
-            keep_alive_s: raw.server.keep_alive_s,
-        },
-        watch: Watch {
-            mode: raw.watch.mode,
-            debounce_ms: raw.watch.debounce_ms,
-            poll_interval_ms: raw.watch.poll_interval_ms,
-        },
-        export: Export {
-            dir: resolve(raw.export.dir),
-            gzip_level: raw.export.gzip_level,
-            brotli_quality: raw.export.brotli_quality,
-        },
+    Ok(Server {
+        bind: raw.bind,
+        cache_control: raw.cache_control,
+        identity_cache_bytes: raw.identity_cache_mb.saturating_mul(1 << 20),
+        max_connections: raw.max_connections,
+        write_timeout_s: raw.write_timeout_s,
+        shutdown_timeout_s: raw.shutdown_timeout_s,
+        keep_alive_s: raw.keep_alive_s,
+    })
+}
+
+fn watch(raw: RawWatch) -> Checked<Watch> {
+    if raw.debounce_ms > 60_000 {
+        return Err(ConfigError::at_key(
+            "watch.debounce_ms",
+            "`watch.debounce_ms` must be at most 60000",
+        ));
+    }
+    if raw.poll_interval_ms == 0 {
+        return Err(ConfigError::at_key(
+            "watch.poll_interval_ms",
+            "`watch.poll_interval_ms` must be above 0",
+        ));
+    }
+    Ok(Watch {
+        mode: raw.mode,
+        debounce_ms: raw.debounce_ms,
+        poll_interval_ms: raw.poll_interval_ms,
+    })
+}
+
+fn export(raw: RawExport, resolve: impl Fn(PathBuf) -> PathBuf) -> Checked<Export> {
+    if !(1..=12).contains(&raw.gzip_level) {
+        return Err(ConfigError::at_key(
+            "export.gzip_level",
+            "`export.gzip_level` must be between 1 and 12",
+        ));
+    }
+    if raw.brotli_quality > 11 {
+        return Err(ConfigError::at_key(
+            "export.brotli_quality",
+            "`export.brotli_quality` must be between 0 and 11",
+        ));
+    }
+    Ok(Export {
+        dir: resolve(raw.dir),
+        gzip_level: raw.gzip_level,
+        brotli_quality: raw.brotli_quality,
     })
 }
 
@@ -503,16 +645,37 @@ mod tests {
     fn rejects_unknown_keys_with_line_and_column() {
         let err = parse("[site]\ntitle = \"x\"\ntittle = \"y\"\n", Path::new("."))
             .expect_err("unknown key");
-        assert!(err.starts_with("3:1: "), "{err}");
-        assert!(err.contains("unknown field `tittle`"), "{err}");
+        assert_eq!(err.position, Some((3, 1)), "{err}");
+        assert!(err.to_string().contains("unknown field `tittle`"), "{err}");
     }
 
     #[test]
     fn rejects_unknown_time_zone_and_bad_base_url() {
         let err = parse("[site]\ntime_zone = \"Mars/Olympus\"\n", Path::new(".")).expect_err("tz");
-        assert!(err.contains("Mars/Olympus"), "{err}");
+        assert!(err.message.contains("Mars/Olympus"), "{err}");
+        assert_eq!(err.key, Some("site.time_zone"));
+        assert_eq!(err.position, Some((2, 13)), "the value's line and column");
         let err = parse("[site]\nbase_url = \"ftp://x/\"\n", Path::new(".")).expect_err("url");
-        assert!(err.contains("http(s)"), "{err}");
+        assert!(err.message.contains("http(s)"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "2:12: `site.base_url` `ftp://x/` must be an absolute http(s) URL"
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_their_key_and_where_it_is_written() {
+        let err = parse(
+            "[site]\ntitle = \"x\"\n\n[feed]\n  limit = 0\n",
+            Path::new("."),
+        )
+        .expect_err("limit");
+        assert_eq!(err.key, Some("feed.limit"));
+        assert_eq!(err.to_string(), "5:11: `feed.limit` must be at least 1");
+        // A key that is not written has no position.
+        let err = parse("[feed]\nmax_entry_bytes = 2000000\n", Path::new(".")).expect_err("budget");
+        assert_eq!(err.key, Some("feed.max_feed_bytes"));
+        assert_eq!(err.position, None);
     }
 
     #[test]

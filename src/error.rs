@@ -169,8 +169,11 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid config `{path}`: {message}")]
-    Config { path: PathBuf, message: String },
+    #[error("invalid config `{path}`")]
+    Config {
+        path: PathBuf,
+        source: crate::config::ConfigError,
+    },
     #[error("content directory `{path}` cannot be read (check `content.dir` in the config)")]
     ContentDir {
         path: PathBuf,
