@@ -186,8 +186,11 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot render feed `{path}`: {message}")]
-    Render { path: String, message: String },
+    #[error("cannot render feed `{path}`")]
+    Render {
+        path: String,
+        source: crate::render::RenderError,
+    },
     #[error("cannot start the server on `{bind}`")]
     Bind {
         bind: String,

@@ -10,6 +10,18 @@ use crate::config::{Config, ContentMode};
 use crate::error::Error;
 use crate::feed::{Feed, FeedKind};
 
+/// Why a feed could not be written (the feed libraries' writers failing; not expected with
+/// the text our inputs carry, but never a panic).
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("RSS writer: {0}")]
+    Rss(String),
+    #[error("Atom writer: {0}")]
+    Atom(String),
+    #[error("JSON writer: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
 /// The three feed formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Format {
@@ -165,9 +177,9 @@ pub fn render_with(
         Format::Atom => atom::render(config, feed, texts),
         Format::Json => json::render(config, feed, texts),
     };
-    result.map_err(|message| Error::Render {
+    result.map_err(|source| Error::Render {
         path: format!("{}{}", feed.dir, format.file_name()),
-        message,
+        source,
     })
 }
 

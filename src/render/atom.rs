@@ -5,9 +5,10 @@ use atom_syndication::{
     Category, Content, Entry, Feed as AtomFeed, Generator, Link, Person, Text, WriteConfig,
 };
 
-use super::{Format, Texts};
+use super::{Format, RenderError, Texts};
 use crate::config::Config;
 use crate::feed::Feed;
+use crate::post::Post;
 
 fn person(name: &str) -> Person {
     Person {
@@ -25,8 +26,44 @@ fn link(href: String, rel: &str, mime: Option<&str>) -> Link {
     }
 }
 
-pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<u8>, String> {
-    let content = |i: usize| texts.content(i).map(str::to_string);
+/// One entry: title, id, dates, authors (the site's when the post names none), categories
+/// and tags, links (alternate, banner enclosure), plain summary and HTML content.
+fn entry(post: &Post, site_author: &str, texts: &Texts, i: usize) -> Entry {
+    let mut links = vec![link(post.url.clone(), "alternate", Some("text/html"))];
+    if let Some(banner) = &post.banner {
+        links.push(link(banner.clone(), "enclosure", Some(image_type(banner))));
+    }
+    Entry {
+        title: Text::plain(post.title.clone()),
+        id: post.id.clone(),
+        updated: post.updated,
+        published: Some(post.date),
+        authors: if post.authors.is_empty() {
+            vec![person(site_author)]
+        } else {
+            post.authors.iter().map(|a| person(a)).collect()
+        },
+        categories: post
+            .categories
+            .iter()
+            .chain(&post.tags)
+            .map(|t| Category {
+                term: t.clone(),
+                ..Category::default()
+            })
+            .collect(),
+        links,
+        summary: Some(Text::plain(texts.summary(i))),
+        content: texts.content(i).map(|html| Content {
+            value: Some(html.to_string()),
+            content_type: Some("html".to_string()),
+            ..Content::default()
+        }),
+        ..Entry::default()
+    }
+}
+
+pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<u8>, RenderError> {
     let site_author = if config.site.author.is_empty() {
         config.site.title.as_str()
     } else {
@@ -36,40 +73,7 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
         .entries
         .iter()
         .enumerate()
-        .map(|(i, post)| {
-            let mut links = vec![link(post.url.clone(), "alternate", Some("text/html"))];
-            if let Some(banner) = &post.banner {
-                links.push(link(banner.clone(), "enclosure", Some(image_type(banner))));
-            }
-            Entry {
-                title: Text::plain(post.title.clone()),
-                id: post.id.clone(),
-                updated: post.updated,
-                published: Some(post.date),
-                authors: if post.authors.is_empty() {
-                    vec![person(site_author)]
-                } else {
-                    post.authors.iter().map(|a| person(a)).collect()
-                },
-                categories: post
-                    .categories
-                    .iter()
-                    .chain(&post.tags)
-                    .map(|t| Category {
-                        term: t.clone(),
-                        ..Category::default()
-                    })
-                    .collect(),
-                links,
-                summary: Some(Text::plain(texts.summary(i))),
-                content: content(i).map(|html| Content {
-                    value: Some(html),
-                    content_type: Some("html".to_string()),
-                    ..Content::default()
-                }),
-                ..Entry::default()
-            }
-        })
+        .map(|(i, post)| entry(post, site_author, texts, i))
         .collect();
     let atom = AtomFeed {
         title: Text::plain(feed.title.clone()),
@@ -101,7 +105,7 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
             indent_size: Some(2),
         },
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| RenderError::Atom(e.to_string()))?;
     out.push(b'\n');
     Ok(out)
 }

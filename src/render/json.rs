@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Format, Texts};
+use super::{Format, RenderError, Texts};
 use crate::config::Config;
 use crate::feed::Feed;
 
@@ -46,7 +46,7 @@ struct Item<'a> {
     language: &'a str,
 }
 
-pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<u8>, String> {
+pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<u8>, RenderError> {
     let json = JsonFeed {
         version: "https://jsonfeed.org/version/1.1",
         title: &feed.title,
@@ -88,7 +88,7 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
     };
     let mut out = Vec::new();
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, PlainTextSafe::default());
-    json.serialize(&mut serializer).map_err(|e| e.to_string())?;
+    json.serialize(&mut serializer).map_err(RenderError::Json)?;
     out.push(b'\n');
     Ok(out)
 }

@@ -8,9 +8,10 @@ use rss::extension::dublincore::DublinCoreExtension;
 use rss::extension::{Extension, ExtensionMap};
 use rss::{Category, Channel, Guid, Item};
 
-use super::{Format, Texts};
+use super::{Format, RenderError, Texts};
 use crate::config::Config;
 use crate::feed::Feed;
+use crate::post::Post;
 
 const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
 
@@ -28,57 +29,60 @@ fn media(name: &str, url: &str, medium: bool) -> Extension {
     }
 }
 
-pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<u8>, String> {
-    let content = |i: usize| texts.content(i).map(str::to_string);
+/// One entry: title, link, escaped summary, content, dates, id, categories and tags,
+/// authors (Dublin Core) and the banner (Media RSS).
+fn item(config: &Config, post: &Post, texts: &Texts, i: usize) -> Item {
+    let mut extensions = ExtensionMap::new();
+    if let Some(banner) = &post.banner {
+        let mut m = BTreeMap::new();
+        m.insert("content".to_string(), vec![media("content", banner, true)]);
+        m.insert(
+            "thumbnail".to_string(),
+            vec![media("thumbnail", banner, false)],
+        );
+        extensions.insert("media".to_string(), m);
+    }
+    let creators = if post.authors.is_empty() && !config.site.author.is_empty() {
+        vec![config.site.author.clone()]
+    } else {
+        post.authors.clone()
+    };
+    let categories = post
+        .categories
+        .iter()
+        .chain(&post.tags)
+        .map(|name| Category {
+            name: name.clone(),
+            domain: None,
+        })
+        .collect();
+    Item {
+        title: Some(post.title.clone()),
+        link: Some(post.url.clone()),
+        // RSS readers take `description` as HTML: the plain-text summary is escaped.
+        description: Some(super::escape(texts.summary(i))),
+        content: texts.content(i).map(str::to_string),
+        pub_date: Some(post.date.to_rfc2822()),
+        guid: Some(Guid {
+            value: post.id.clone(),
+            permalink: post.id == post.url,
+        }),
+        categories,
+        dublin_core_ext: (!creators.is_empty()).then(|| DublinCoreExtension {
+            creators,
+            ..DublinCoreExtension::default()
+        }),
+        extensions,
+        ..Item::default()
+    }
+}
+
+pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<u8>, RenderError> {
     let items = feed
         .entries
         .iter()
         .enumerate()
-        .map(|(i, post)| {
-            let mut extensions = ExtensionMap::new();
-            if let Some(banner) = &post.banner {
-                let mut m = BTreeMap::new();
-                m.insert("content".to_string(), vec![media("content", banner, true)]);
-                m.insert(
-                    "thumbnail".to_string(),
-                    vec![media("thumbnail", banner, false)],
-                );
-                extensions.insert("media".to_string(), m);
-            }
-            let creators = if post.authors.is_empty() && !config.site.author.is_empty() {
-                vec![config.site.author.clone()]
-            } else {
-                post.authors.clone()
-            };
-            let categories = post
-                .categories
-                .iter()
-                .chain(&post.tags)
-                .map(|name| Category {
-                    name: name.clone(),
-                    domain: None,
-                })
-                .collect();
-            Item {
-                title: Some(post.title.clone()),
-                link: Some(post.url.clone()),
-                // RSS readers take `description` as HTML: the plain-text summary is escaped.
-                description: Some(super::escape(texts.summary(i))),
-                content: content(i),
-                pub_date: Some(post.date.to_rfc2822()),
-                guid: Some(Guid {
-                    value: post.id.clone(),
-                    permalink: post.id == post.url,
-                }),
-                categories,
-                dublin_core_ext: (!creators.is_empty()).then(|| DublinCoreExtension {
-                    creators,
-                    ..DublinCoreExtension::default()
-                }),
-                extensions,
-                ..Item::default()
-            }
-        })
+        .map(|(i, post)| item(config, post, texts, i))
         .collect();
     let mut namespaces = BTreeMap::new();
     if feed.entries.iter().any(|p| p.banner.is_some()) {
@@ -121,7 +125,7 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
     let mut out = Vec::new();
     channel
         .pretty_write_to(&mut out, b' ', 2)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| RenderError::Rss(e.to_string()))?;
     out.push(b'\n');
     Ok(out)
 }
