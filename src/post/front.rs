@@ -225,6 +225,8 @@ struct Fields<'a> {
     front: &'a str,
     front_line: usize,
     map: &'a serde_yaml::Mapping,
+    /// Remarks gathered while reading (misspelt keys, values cut to their bounds).
+    warnings: std::cell::RefCell<Vec<PostWarning>>,
 }
 
 impl Fields<'_> {
@@ -354,233 +356,29 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
     } else {
         Cow::Borrowed(text)
     };
-    let parts = split(&text).map_err(|kind| {
-        let first_line = 1 + text.split('\n').take_while(|l| l.trim().is_empty()).count();
-        let position = match kind {
-            PostErrorKind::UnterminatedFrontMatter | PostErrorKind::NoFrontMatter => {
-                Some((first_line, 1))
-            }
-            _ => None,
-        };
-        PostError::at(rel, position, kind)
-    })?;
+    let parts = split_at(rel, &text)?;
     let front = normalize(parts.front);
-    let value: Value = serde_yaml::from_str(&front).map_err(|e| {
-        let position = e
-            .location()
-            .map(|l| (parts.front_line + l.line().saturating_sub(1), l.column()));
-        let message = e.to_string();
-        // The library appends " at line X column Y"; the position is already in front.
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_string();
-        PostError::at(rel, position, PostErrorKind::Yaml(message))
-    })?;
-    let map = match &value {
-        Value::Mapping(m) => m,
-        Value::Null => {
-            return Err(PostError::at(
-                rel,
-                Some((parts.front_line, 1)),
-                PostErrorKind::MissingField("title"),
-            ));
-        }
-        other => {
-            return Err(PostError::at(
-                rel,
-                Some((parts.front_line, 1)),
-                PostErrorKind::NotAMapping(kind(other)),
-            ));
-        }
-    };
+    let value = yaml(rel, &front, parts.front_line)?;
     let f = Fields {
         path: rel,
         front: &front,
         front_line: parts.front_line,
-        map,
+        map: mapping(rel, &value, parts.front_line)?,
+        warnings: std::cell::RefCell::new(Vec::new()),
     };
-    let tz = config.site.time_zone;
-
-    let title = f
-        .string("title")?
-        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| match f.get("title") {
-            None => PostError::at(
-                rel,
-                Some((parts.front_line, 1)),
-                PostErrorKind::MissingField("title"),
-            ),
-            Some(_) => f.err("title", "must not be empty"),
-        })?;
-    let date = f.date("date", tz)?.ok_or_else(|| {
-        PostError::at(
-            rel,
-            Some((parts.front_line, 1)),
-            PostErrorKind::MissingField("date"),
-        )
-    })?;
-    let updated = match f.date("updated", tz)? {
-        Some(d) => Some(d),
-        None => f.date("lastmod", tz)?,
-    }
-    .map_or(date, |u| u.max(date));
-    let draft = match f.get("draft") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
-        Some(other) => {
-            return Err(f.err(
-                "draft",
-                format!("must be true or false, found {}", kind(other)),
-            ));
-        }
-    };
-    let slug = f.string("slug")?;
-    let location = locate(config, rel, slug.as_deref());
-    let mut categories = f.list("category", false)?;
-    if categories.is_empty() {
-        categories = f.list("categories", false)?;
-    }
-    if categories.is_empty()
-        && let Some(section) = &location.section
-    {
-        categories.push(section.clone());
-    }
-    let tags = f.list("tags", true)?;
-    let mut authors = f.list("author", true)?;
-    if authors.is_empty() {
-        authors = f.list("authors", true)?;
-    }
-    let lang = f
-        .string("lang")?
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .or(location.lang.clone())
-        .unwrap_or_else(|| config.site.language.clone());
-    let id = match f.string("id")? {
-        Some(id) => Some(id),
-        None => f.string("guid")?,
-    }
-    .map(|s| s.trim().to_string())
-    .filter(|s| !s.is_empty())
-    .unwrap_or_else(|| location.url.to_string());
-    let banner = f
-        .string("banner")?
-        .map(|b| b.trim().to_string())
-        .filter(|b| !b.is_empty())
-        .and_then(|b| match config.content.banner_base {
-            BannerBase::Site => absolutize(
-                &format!("/{}", b.trim_start_matches('/')),
-                &location.url,
-                &config.site.base_url,
-            ),
-            BannerBase::Post => absolutize(&b, &location.url, &config.site.base_url),
-        });
-
-    let given_summary = f
-        .string("summary")?
-        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|s| !s.is_empty());
-
-    let mut warnings: Vec<PostWarning> = map
-        .keys()
-        .filter_map(|k| k.as_str())
-        .filter(|k| !KNOWN_KEYS.contains(k))
-        .filter_map(|k| {
-            let best = KNOWN_KEYS
-                .iter()
-                .map(|known| (strsim::damerau_levenshtein(k, known), *known))
-                .min()?;
-            (best.0 <= 2 && k.chars().count() > 2).then(|| PostWarning {
-                path: rel.to_path_buf(),
-                position: key_position(&front, parts.front_line, k).map(|(l, _)| (l, 1)),
-                message: format!(
-                    "unknown front matter field `{k}` is ignored (did you mean `{}`?)",
-                    best.1
-                ),
-            })
-        })
-        .collect();
-
-    // Bounds: a post cannot make a feed or a URL unboundedly large.
-    let mut warn = |key: &str, message: String| {
-        warnings.push(PostWarning {
-            path: rel.to_path_buf(),
-            position: key_position(&front, parts.front_line, key),
-            message,
-        })
-    };
-    let title = if title.chars().count() > MAX_TITLE_CHARS {
-        warn(
-            "title",
-            format!("`title` is cut to {MAX_TITLE_CHARS} characters"),
-        );
-        truncate(&title, MAX_TITLE_CHARS)
-    } else {
-        title
-    };
-    let summary_max = config.content.summary_length.saturating_mul(10);
-    let given_summary = given_summary.map(|s| {
-        if s.chars().count() > summary_max {
-            warn(
-                "summary",
-                format!(
-                    "`summary` is cut to {summary_max} characters (10 × `content.summary_length`)"
-                ),
-            );
-            truncate(&s, summary_max)
-        } else {
-            s
-        }
-    });
-    // Only an http(s) image is published (no `javascript:`, `data:` or other schemes).
-    let banner = match banner {
-        Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
-            warn(
-                "banner",
-                "`banner` is not an http(s) URL; it is ignored".to_string(),
-            );
-            None
-        }
-        other => other,
-    };
-    let mut bound = |key: &str, names: Vec<String>| -> Vec<String> {
-        if names.len() > MAX_NAMES {
-            warn(
-                key,
-                format!(
-                    "only the first {MAX_NAMES} of {} `{key}` are used",
-                    names.len()
-                ),
-            );
-        }
-        names
-            .into_iter()
-            .take(MAX_NAMES)
-            .map(|name| {
-                if name.chars().count() > MAX_NAME_CHARS {
-                    warn(
-                        key,
-                        format!("a `{key}` name is cut to {MAX_NAME_CHARS} characters"),
-                    );
-                    name.chars()
-                        .take(MAX_NAME_CHARS)
-                        .collect::<String>()
-                        .trim_end()
-                        .to_string()
-                } else {
-                    name
-                }
-            })
-            .collect()
-    };
-    let tags = bound("tags", tags);
-    let categories = bound("category", categories);
-    let authors = bound("author", authors);
-
+    f.warn_unknown_keys();
+    // Read in this order, so that the first problem reported is the same as always.
+    let title = f.title()?;
+    let (date, updated) = f.dates(config.site.time_zone)?;
+    let draft = f.draft()?;
+    let location = locate(config, rel, f.string("slug")?.as_deref());
+    let categories = f.categories(&location)?;
+    let tags = f.names("tags", f.list("tags", true)?);
+    let authors = f.authors()?;
+    let lang = f.lang(config, &location)?;
+    let id = f.id(&location)?;
+    let banner = f.banner(config, &location)?;
+    let given_summary = f.summary(config)?;
     Ok(Post {
         source: rel.to_string_lossy().replace('\\', "/"),
         id,
@@ -597,6 +395,256 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
         banner,
         draft,
         lang,
-        warnings,
+        warnings: f.warnings.into_inner(),
     })
+}
+
+/// Front matter and body of `text`, or the error naming where the front matter should be.
+fn split_at<'t>(rel: &Path, text: &'t str) -> Result<Split<'t>, PostError> {
+    split(text).map_err(|kind| {
+        let first_line = 1 + text.split('\n').take_while(|l| l.trim().is_empty()).count();
+        let position = match kind {
+            PostErrorKind::UnterminatedFrontMatter | PostErrorKind::NoFrontMatter => {
+                Some((first_line, 1))
+            }
+            _ => None,
+        };
+        PostError::at(rel, position, kind)
+    })
+}
+
+/// The front matter as YAML (aliases bounded by the library: no billion laughs).
+fn yaml(rel: &Path, front: &str, front_line: usize) -> Result<Value, PostError> {
+    serde_yaml::from_str(front).map_err(|e| {
+        let position = e
+            .location()
+            .map(|l| (front_line + l.line().saturating_sub(1), l.column()));
+        let message = e.to_string();
+        // The library appends " at line X column Y"; the position is already in front.
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        PostError::at(rel, position, PostErrorKind::Yaml(message))
+    })
+}
+
+/// The top-level mapping of the front matter.
+fn mapping<'v>(
+    rel: &Path,
+    value: &'v Value,
+    front_line: usize,
+) -> Result<&'v serde_yaml::Mapping, PostError> {
+    let at = |kind| PostError::at(rel, Some((front_line, 1)), kind);
+    match value {
+        Value::Mapping(m) => Ok(m),
+        Value::Null => Err(at(PostErrorKind::MissingField("title"))),
+        other => Err(at(PostErrorKind::NotAMapping(kind(other)))),
+    }
+}
+
+/// The fields of a post, each read, validated and bounded (a post cannot make a feed or a
+/// URL unboundedly large: what is cut is a warning).
+impl Fields<'_> {
+    fn missing(&self, field: &'static str) -> PostError {
+        PostError::at(
+            self.path,
+            Some((self.front_line, 1)),
+            PostErrorKind::MissingField(field),
+        )
+    }
+
+    fn warn(&self, key: &str, message: String) {
+        self.warnings.borrow_mut().push(PostWarning {
+            path: self.path.to_path_buf(),
+            position: key_position(self.front, self.front_line, key),
+            message,
+        });
+    }
+
+    /// Unknown keys that look like a misspelt known one (`tages`).
+    fn warn_unknown_keys(&self) {
+        for k in self.map.keys().filter_map(|k| k.as_str()) {
+            if KNOWN_KEYS.contains(&k) || k.chars().count() <= 2 {
+                continue;
+            }
+            let best = KNOWN_KEYS
+                .iter()
+                .map(|known| (strsim::damerau_levenshtein(k, known), *known))
+                .min();
+            if let Some((_, known)) = best.filter(|(distance, _)| *distance <= 2) {
+                self.warnings.borrow_mut().push(PostWarning {
+                    path: self.path.to_path_buf(),
+                    position: key_position(self.front, self.front_line, k).map(|(l, _)| (l, 1)),
+                    message: format!(
+                        "unknown front matter field `{k}` is ignored (did you mean `{known}`?)"
+                    ),
+                });
+            }
+        }
+    }
+
+    /// `date` (required) and `updated`/`lastmod`, never earlier than `date`.
+    fn dates(
+        &self,
+        tz: chrono_tz::Tz,
+    ) -> Result<(DateTime<FixedOffset>, DateTime<FixedOffset>), PostError> {
+        let date = self.date("date", tz)?.ok_or_else(|| self.missing("date"))?;
+        let updated = match self.date("updated", tz)? {
+            Some(d) => Some(d),
+            None => self.date("lastmod", tz)?,
+        };
+        Ok((date, updated.map_or(date, |u| u.max(date))))
+    }
+
+    /// `title`, whitespace collapsed, at most [`MAX_TITLE_CHARS`].
+    fn title(&self) -> Result<String, PostError> {
+        let title = self
+            .string("title")?
+            .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| match self.get("title") {
+                None => self.missing("title"),
+                Some(_) => self.err("title", "must not be empty"),
+            })?;
+        if title.chars().count() <= MAX_TITLE_CHARS {
+            return Ok(title);
+        }
+        self.warn(
+            "title",
+            format!("`title` is cut to {MAX_TITLE_CHARS} characters"),
+        );
+        Ok(truncate(&title, MAX_TITLE_CHARS))
+    }
+
+    fn draft(&self) -> Result<bool, PostError> {
+        match self.get("draft") {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
+            Some(other) => Err(self.err(
+                "draft",
+                format!("must be true or false, found {}", kind(other)),
+            )),
+        }
+    }
+
+    /// `category`, else `categories`, else the section from the path.
+    fn categories(&self, location: &Location) -> Result<Vec<String>, PostError> {
+        let mut categories = self.list("category", false)?;
+        if categories.is_empty() {
+            categories = self.list("categories", false)?;
+        }
+        if categories.is_empty()
+            && let Some(section) = &location.section
+        {
+            categories.push(section.clone());
+        }
+        Ok(self.names("category", categories))
+    }
+
+    /// `author`, else `authors`.
+    fn authors(&self) -> Result<Vec<String>, PostError> {
+        let mut authors = self.list("author", true)?;
+        if authors.is_empty() {
+            authors = self.list("authors", true)?;
+        }
+        Ok(self.names("author", authors))
+    }
+
+    /// At most [`MAX_NAMES`] names of at most [`MAX_NAME_CHARS`] characters each.
+    fn names(&self, key: &str, names: Vec<String>) -> Vec<String> {
+        if names.len() > MAX_NAMES {
+            self.warn(
+                key,
+                format!(
+                    "only the first {MAX_NAMES} of {} `{key}` are used",
+                    names.len()
+                ),
+            );
+        }
+        names
+            .into_iter()
+            .take(MAX_NAMES)
+            .map(|name| {
+                if name.chars().count() <= MAX_NAME_CHARS {
+                    return name;
+                }
+                self.warn(
+                    key,
+                    format!("a `{key}` name is cut to {MAX_NAME_CHARS} characters"),
+                );
+                let cut: String = name.chars().take(MAX_NAME_CHARS).collect();
+                cut.trim_end().to_string()
+            })
+            .collect()
+    }
+
+    /// `lang`, else the language from the path, else the site's.
+    fn lang(&self, config: &Config, location: &Location) -> Result<String, PostError> {
+        Ok(self
+            .string("lang")?
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .or(location.lang.clone())
+            .unwrap_or_else(|| config.site.language.clone()))
+    }
+
+    /// `id`, else `guid`, else the permalink.
+    fn id(&self, location: &Location) -> Result<String, PostError> {
+        let id = match self.string("id")? {
+            Some(id) => Some(id),
+            None => self.string("guid")?,
+        };
+        Ok(id
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| location.url.to_string()))
+    }
+
+    /// `banner` as an absolute http(s) URL (no `javascript:`, `data:` or other schemes).
+    fn banner(&self, config: &Config, location: &Location) -> Result<Option<String>, PostError> {
+        let banner = self
+            .string("banner")?
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty())
+            .and_then(|b| match config.content.banner_base {
+                BannerBase::Site => absolutize(
+                    &format!("/{}", b.trim_start_matches('/')),
+                    &location.url,
+                    &config.site.base_url,
+                ),
+                BannerBase::Post => absolutize(&b, &location.url, &config.site.base_url),
+            });
+        Ok(match banner {
+            Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                self.warn(
+                    "banner",
+                    "`banner` is not an http(s) URL; it is ignored".to_string(),
+                );
+                None
+            }
+            other => other,
+        })
+    }
+
+    /// `summary`, whitespace collapsed, at most ten automatic summaries long.
+    fn summary(&self, config: &Config) -> Result<Option<String>, PostError> {
+        let max = config.content.summary_length.saturating_mul(10);
+        Ok(self
+            .string("summary")?
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                if s.chars().count() <= max {
+                    return s;
+                }
+                self.warn(
+                    "summary",
+                    format!("`summary` is cut to {max} characters (10 × `content.summary_length`)"),
+                );
+                truncate(&s, max)
+            }))
+    }
 }
