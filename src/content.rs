@@ -88,9 +88,8 @@ pub fn discover(config: &Config, dir: &Path) -> Result<Walk, Error> {
         });
     }
     let root = real_root(config);
-    let content_dir = &config.content.dir;
     let shown = |p: &Path| {
-        p.strip_prefix(content_dir)
+        p.strip_prefix(&config.content.dir)
             .or_else(|_| p.strip_prefix(dir))
             .unwrap_or(p)
             .to_path_buf()
@@ -104,9 +103,11 @@ pub fn discover(config: &Config, dir: &Path) -> Result<Walk, Error> {
             if e.depth() > 0 && e.file_name().to_str().is_some_and(is_ignored_name) {
                 return false;
             }
-            if e.path_is_symlink()
-                && let Some(target) = escapes(config, &root, e.path())
-            {
+            let escape = e
+                .path_is_symlink()
+                .then(|| escapes(config, &root, e.path()))
+                .flatten();
+            if let Some(target) = &escape {
                 refused.borrow_mut().push(PostWarning {
                     path: shown(e.path()),
                     position: None,
@@ -114,9 +115,8 @@ pub fn discover(config: &Config, dir: &Path) -> Result<Walk, Error> {
                         "symlink leads outside the content directory, to `{target}`; not followed (`content.follow_external_symlinks`)"
                     ),
                 });
-                return false;
             }
-            true
+            escape.is_none()
         });
     for entry in walker {
         match entry {
@@ -131,45 +131,49 @@ pub fn discover(config: &Config, dir: &Path) -> Result<Walk, Error> {
                     .push(PostError::new(&shown(e.path()), PostErrorKind::NotAFile));
             }
             Ok(_) => {}
-            Err(e) => {
-                let rel = e.path().map(&shown).unwrap_or_default();
-                if let Some(ancestor) = e.loop_ancestor() {
-                    walk.warnings.push(PostWarning {
-                        path: rel,
-                        position: None,
-                        message: format!(
-                            "symlink loop: leads back to `{}`; not walked again",
-                            shown(ancestor).display()
-                        ),
-                    });
-                    continue;
-                }
-                // A file or directory deleted while we walk is simply gone (a dangling
-                // symlink is still there, and reported).
-                if e.io_error()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
-                    && e.path()
-                        .is_none_or(|p| std::fs::symlink_metadata(p).is_err())
-                {
-                    continue;
-                }
-                // Only what could have been a post, or a directory that may hold posts.
-                if is_post_file(&rel)
-                    || e.io_error()
-                        .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
-                {
-                    let message = e
-                        .io_error()
-                        .map_or_else(|| e.to_string(), ToString::to_string);
-                    walk.errors
-                        .push(PostError::new(&rel, PostErrorKind::Unreadable(message)));
-                }
-            }
+            Err(e) => walk_error(&e, &shown, &mut walk),
         }
     }
     walk.warnings.extend(refused.into_inner());
     walk.files.sort();
     Ok(walk)
+}
+
+/// Records what a failed walk entry means: a symlink loop (walked once: a warning), a file
+/// deleted while walking (nothing), an unreadable post or directory (an error).
+fn walk_error(e: &walkdir::Error, shown: &dyn Fn(&Path) -> PathBuf, walk: &mut Walk) {
+    let rel = e.path().map(shown).unwrap_or_default();
+    if let Some(ancestor) = e.loop_ancestor() {
+        walk.warnings.push(PostWarning {
+            path: rel,
+            position: None,
+            message: format!(
+                "symlink loop: leads back to `{}`; not walked again",
+                shown(ancestor).display()
+            ),
+        });
+        return;
+    }
+    // A file or directory deleted while we walk is simply gone (a dangling symlink is
+    // still there, and reported).
+    if e.io_error()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+        && e.path()
+            .is_none_or(|p| std::fs::symlink_metadata(p).is_err())
+    {
+        return;
+    }
+    // Only what could have been a post, or a directory that may hold posts.
+    if is_post_file(&rel)
+        || e.io_error()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+    {
+        let message = e
+            .io_error()
+            .map_or_else(|| e.to_string(), ToString::to_string);
+        walk.errors
+            .push(PostError::new(&rel, PostErrorKind::Unreadable(message)));
+    }
 }
 
 /// True when some component of `rel` under `dir` is a symlink.

@@ -5,6 +5,7 @@
 //! read, drop whatever is left after `server.shutdown_timeout_s`).
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_http::{HttpService, KeepAlive};
@@ -164,27 +165,7 @@ pub fn run(
                         .map_err(|e: actix_web::Error| e.error_response()),
                     |_| AppConfig::default(),
                 ));
-            fn_service(move |io: tokio::net::TcpStream| {
-                let admitted = limits.admit();
-                let drain = drain.clone();
-                async move {
-                    match admitted {
-                        Some(permit) => {
-                            // Bodies leave in more than one write (see `server::Slices`): without
-                            // this, Nagle holds the last piece for the client's delayed ACK.
-                            let _ = io.set_nodelay(true);
-                            let io = Guarded::new(io, permit, drain);
-                            let peer = io.peer_addr();
-                            Ok((io, peer))
-                        }
-                        // Dropping the stream closes it.
-                        None => Err(actix_http::error::DispatchError::Io(std::io::Error::other(
-                            "connection limit",
-                        ))),
-                    }
-                }
-            })
-            .and_then(h1)
+            fn_service(move |io: tokio::net::TcpStream| accept(io, &limits, &drain)).and_then(h1)
         }
     };
     actix_web::rt::System::new().block_on(async move {
@@ -197,25 +178,62 @@ pub fn run(
             .map_err(Error::Io)?
             .run();
         on_listening(local);
-        let handle = server.handle();
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut term = signal(SignalKind::terminate()).map_err(Error::Io)?;
-            let mut int = signal(SignalKind::interrupt()).map_err(Error::Io)?;
-            actix_web::rt::spawn(async move {
-                let name = tokio::select! {
-                    _ = term.recv() => "SIGTERM",
-                    _ = int.recv() => "SIGINT",
-                };
-                tracing::info!(
-                    "{name}: shutting down (idle connections close now, in-flight requests \
-                     get up to {shutdown_timeout} s)"
-                );
-                drain.begin();
-                handle.stop(true).await;
-            });
-        }
+        stop_on_signals(server.handle(), drain, shutdown_timeout)?;
         server.await.map_err(Error::Io)
     })
+}
+
+/// Admits one accepted connection within `server.max_connections`, wrapped so that its
+/// memory and pipelining stay bounded (`conn::Guarded`); past the limit it is dropped
+/// (closed).
+fn accept(
+    io: tokio::net::TcpStream,
+    limits: &Arc<Limits>,
+    drain: &Arc<Drain>,
+) -> std::future::Ready<
+    Result<(Guarded, Option<std::net::SocketAddr>), actix_http::error::DispatchError>,
+> {
+    std::future::ready(match limits.admit() {
+        Some(permit) => {
+            // Bodies leave in more than one write (see `server::Slices`): without this,
+            // Nagle holds the last piece for the client's delayed ACK.
+            let _ = io.set_nodelay(true);
+            let io = Guarded::new(io, permit, drain.clone());
+            let peer = io.peer_addr();
+            Ok((io, peer))
+        }
+        None => Err(actix_http::error::DispatchError::Io(std::io::Error::other(
+            "connection limit",
+        ))),
+    })
+}
+
+/// On SIGTERM or SIGINT: stop accepting, close idle keep-alive connections at once, give
+/// in-flight requests up to `shutdown_timeout` seconds.
+fn stop_on_signals(
+    handle: actix_server::ServerHandle,
+    drain: Arc<Drain>,
+    shutdown_timeout: u64,
+) -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(Error::Io)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(Error::Io)?;
+        actix_web::rt::spawn(async move {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!(
+                "{name}: shutting down (idle connections close now, in-flight requests \
+                 get up to {shutdown_timeout} s)"
+            );
+            drain.begin();
+            handle.stop(true).await;
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (handle, drain, shutdown_timeout);
+    Ok(())
 }

@@ -225,101 +225,158 @@ fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
     }
 }
 
+/// What one batch of messages asks for.
+#[derive(Default)]
+struct Batch {
+    stop: bool,
+    full: bool,
+    rescan: bool,
+    rewatch: bool,
+    paths: BTreeSet<PathBuf>,
+}
+
+impl Batch {
+    fn of(messages: Vec<Msg>) -> Batch {
+        let mut batch = Batch::default();
+        for msg in messages {
+            match msg {
+                Msg::Stop => batch.stop = true,
+                Msg::Full => batch.full = true,
+                Msg::Rescan => batch.rescan = true,
+                Msg::Rewatch => batch.rewatch = true,
+                Msg::Changed(p) => batch.paths.extend(p),
+            }
+        }
+        batch
+    }
+}
+
+/// Waits for the next batch of messages (or for `wait`, when something time-based is due),
+/// debounced: a change is rebuilt once `debounce` passes without another one, so a burst
+/// (`git checkout`, an editor's save in several steps) is one rebuild; changes that never
+/// stop (an autosave or sync tool in a loop) still give a batch every 10 x debounce from
+/// the first change. `None` when every sender is gone.
+fn next_batch(receiver: &Receiver<Msg>, wait: Duration, debounce: Duration) -> Option<Batch> {
+    let first = match receiver.recv_timeout(wait) {
+        Ok(msg) => Some(msg),
+        Err(RecvTimeoutError::Timeout) => None,
+        Err(RecvTimeoutError::Disconnected) => return None,
+    };
+    let mut pending: Vec<Msg> = first.into_iter().chain(receiver.try_iter()).collect();
+    let changed = |m: &Msg| matches!(m, Msg::Changed(_) | Msg::Rescan | Msg::Rewatch);
+    if pending.iter().any(changed) && !pending.contains(&Msg::Stop) {
+        let batch_started = Instant::now();
+        let mut quiet_from = batch_started;
+        loop {
+            let now = Instant::now();
+            let until = (quiet_from + debounce).min(batch_started + debounce * 10);
+            if now >= until {
+                break;
+            }
+            match receiver.recv_timeout(until - now) {
+                Ok(msg) => {
+                    if changed(&msg) {
+                        quiet_from = Instant::now();
+                    }
+                    let stop = msg == Msg::Stop;
+                    pending.push(msg);
+                    if stop {
+                        break;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+    Some(Batch::of(pending))
+}
+
+/// The content directory as the worker last saw it, and its watcher.
+struct Watched {
+    dir: PathBuf,
+    watching: bool,
+    missing: bool,
+    identity: Option<(u64, u64)>,
+    watcher: Option<AnyWatcher>,
+}
+
+impl Watched {
+    /// Notices the content directory vanishing (serve the last good feeds, say so in
+    /// `/healthz`) and coming back or being replaced (watch it anew). Returns `false` while
+    /// it is missing (nothing to rebuild from), and whether a rescan is needed.
+    fn check(
+        &mut self,
+        publisher: &Publisher,
+        sender: &Sender<Msg>,
+        rewatch: bool,
+    ) -> (bool, bool) {
+        if !self.watching {
+            return (true, false);
+        }
+        if !self.dir.is_dir() {
+            if !self.missing {
+                tracing::warn!(
+                    "content directory `{}` disappeared; serving the last good feeds",
+                    self.dir.display()
+                );
+                publisher.health.set(
+                    "content_dir",
+                    Some(Problem::ContentDirMissing(self.dir.clone())),
+                );
+            }
+            self.missing = true;
+            drop(self.watcher.take());
+            return (false, false);
+        }
+        let current = dir_identity(&self.dir);
+        if !(rewatch || self.missing || current != self.identity) {
+            return (true, false);
+        }
+        // The content directory is back (or was replaced): watch it anew, rescan it.
+        self.missing = false;
+        publisher.health.set("content_dir", None);
+        self.identity = current;
+        drop(self.watcher.take());
+        match start_watcher(&publisher.config, sender, false, &publisher.health) {
+            Ok(w) => self.watcher = Some(w),
+            Err(e) => tracing::error!("{e}"),
+        }
+        (true, true)
+    }
+}
+
 fn worker(
     publisher: &mut Publisher,
     receiver: &Receiver<Msg>,
     sender: &Sender<Msg>,
-    mut watcher: Option<AnyWatcher>,
+    watcher: Option<AnyWatcher>,
 ) {
     let dir = publisher.config.content.dir.clone();
-    let watching = watcher.is_some();
-    let mut dir_missing = false;
-    let mut watched = dir_identity(&dir);
+    let mut watched = Watched {
+        identity: dir_identity(&dir),
+        dir,
+        watching: watcher.is_some(),
+        missing: false,
+        watcher,
+    };
     let debounce = Duration::from_millis(publisher.config.watch.debounce_ms.max(1));
-    let burst_limit = debounce * 10;
     loop {
-        let first = match receiver.recv_timeout(wait_time(&publisher.store, dir_missing)) {
-            Ok(msg) => Some(msg),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return,
+        let wait = wait_time(&publisher.store, watched.missing);
+        let Some(batch) = next_batch(receiver, wait, debounce) else {
+            return;
         };
-        // Debounce: a change is rebuilt once `debounce` passes without another one, so a
-        // burst (`git checkout`, an editor's save in several steps) is one rebuild. Changes
-        // that never stop (an autosave or sync tool in a loop) are still published every
-        // `burst_limit` (10 x debounce) from the first change of the batch.
-        let mut full = false;
-        let mut rescan = false;
-        let mut rewatch = false;
-        let mut paths = BTreeSet::new();
-        let mut pending: Vec<Msg> = first.into_iter().chain(receiver.try_iter()).collect();
-        let changed = |m: &Msg| matches!(m, Msg::Changed(_) | Msg::Rescan | Msg::Rewatch);
-        if pending.iter().any(changed) && !pending.contains(&Msg::Stop) {
-            let batch_started = Instant::now();
-            let mut quiet_from = batch_started;
-            loop {
-                let now = Instant::now();
-                let until = (quiet_from + debounce).min(batch_started + burst_limit);
-                if now >= until {
-                    break;
-                }
-                match receiver.recv_timeout(until - now) {
-                    Ok(msg) => {
-                        if changed(&msg) {
-                            quiet_from = Instant::now();
-                        }
-                        let stop = msg == Msg::Stop;
-                        pending.push(msg);
-                        if stop {
-                            break;
-                        }
-                    }
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
-            }
+        if batch.stop {
+            return;
         }
-        for msg in pending {
-            match msg {
-                Msg::Stop => return,
-                Msg::Full => full = true,
-                Msg::Rescan => rescan = true,
-                Msg::Rewatch => rewatch = true,
-                Msg::Changed(p) => paths.extend(p),
-            }
-        }
-        if watching && !dir.is_dir() {
-            if !dir_missing {
-                tracing::warn!(
-                    "content directory `{}` disappeared; serving the last good feeds",
-                    dir.display()
-                );
-                publisher
-                    .health
-                    .set("content_dir", Some(Problem::ContentDirMissing(dir.clone())));
-            }
-            dir_missing = true;
-            drop(watcher.take());
+        let (present, rescan) = watched.check(publisher, sender, batch.rewatch);
+        if !present {
             continue;
         }
-        let current = dir_identity(&dir);
-        if watching && (rewatch || dir_missing || current != watched) {
-            // The content directory is back (or was replaced): watch it anew, rescan it.
-            dir_missing = false;
-            publisher.health.set("content_dir", None);
-            watched = current;
-            drop(watcher.take());
-            match start_watcher(&publisher.config, sender, false, &publisher.health) {
-                Ok(w) => {
-                    watcher.replace(w);
-                }
-                Err(e) => tracing::error!("{e}"),
-            }
-            rescan = true;
-        }
-        let paths: Vec<PathBuf> = paths.into_iter().collect();
-        let result = if full {
+        let paths: Vec<PathBuf> = batch.paths.into_iter().collect();
+        let result = if batch.full {
             publisher.rebuild(None)
-        } else if rescan {
+        } else if rescan || batch.rescan {
             publisher.rescan()
         } else {
             publisher.rebuild(Some(&paths))
