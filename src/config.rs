@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use url::Url;
 
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
@@ -335,40 +335,6 @@ pub fn load(path: &Path, must_exist: bool) -> Result<Config, Error> {
         source,
     })
 }
-
-/// A config problem: what is wrong, the key it is about and where it is written, when known.
-/// Displayed as `line:col: message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Dotted key (`feed.limit`) of a value that fails validation; `None` for TOML syntax
-    /// and schema errors (unknown keys, wrong types), whose position comes from the parser.
-    pub key: Option<&'static str>,
-    /// 1-based line and column in the config text.
-    pub position: Option<(usize, usize)>,
-    /// What is wrong, naming the key.
-    pub message: String,
-}
-
-impl ConfigError {
-    fn at_key(key: &'static str, message: impl Into<String>) -> Self {
-        ConfigError {
-            key: Some(key),
-            position: None,
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some((line, col)) = self.position {
-            write!(f, "{line}:{col}: ")?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// Parses and validates config text; `base` resolves relative paths.
 pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {

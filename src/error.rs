@@ -160,6 +160,52 @@ impl Problem {
     }
 }
 
+/// A config problem: what is wrong, the key it is about and where it is written, when known.
+/// Displayed as `line:col: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key (`feed.limit`) of a value that fails validation; `None` for TOML syntax
+    /// and schema errors (unknown keys, wrong types), whose position comes from the parser.
+    pub key: Option<&'static str>,
+    /// 1-based line and column in the config text.
+    pub position: Option<(usize, usize)>,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn at_key(key: &'static str, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: Some(key),
+            position: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some((line, col)) = self.position {
+            write!(f, "{line}:{col}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Why a feed could not be written (the feed libraries' writers failing; not expected with
+/// the text our inputs carry, but never a panic).
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("RSS writer: {0}")]
+    Rss(String),
+    #[error("Atom writer: {0}")]
+    Atom(String),
+    #[error("JSON writer: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
 /// A fatal error: the command cannot go on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -170,10 +216,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("invalid config `{path}`")]
-    Config {
-        path: PathBuf,
-        source: crate::config::ConfigError,
-    },
+    Config { path: PathBuf, source: ConfigError },
     #[error("content directory `{path}` cannot be read (check `content.dir` in the config)")]
     ContentDir {
         path: PathBuf,
@@ -187,10 +230,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("cannot render feed `{path}`")]
-    Render {
-        path: String,
-        source: crate::render::RenderError,
-    },
+    Render { path: String, source: RenderError },
     #[error("cannot start the server on `{bind}`")]
     Bind {
         bind: String,

@@ -7,20 +7,8 @@ mod json;
 mod rss;
 
 use crate::config::{Config, ContentMode};
-use crate::error::Error;
+use crate::error::{Error, RenderError};
 use crate::feed::{Feed, FeedKind};
-
-/// Why a feed could not be written (the feed libraries' writers failing; not expected with
-/// the text our inputs carry, but never a panic).
-#[derive(Debug, thiserror::Error)]
-pub enum RenderError {
-    #[error("RSS writer: {0}")]
-    Rss(String),
-    #[error("Atom writer: {0}")]
-    Atom(String),
-    #[error("JSON writer: {0}")]
-    Json(#[source] serde_json::Error),
-}
 
 /// The three feed formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
