@@ -8,15 +8,16 @@
 //!   --feed::plan--> feeds --content::ensure_bodies (shown posts only: Markdown -> HTML
 //!   --sanitize::clean (allowlist, absolute URLs) -> size budget -> summary)
 //!   --render--> bytes x {rss, atom, json} (+ OPML, index; feed byte budget)
-//!   --snapshot::build--> Rendered (gzip, ETag, Last-Modified; identity and br on demand)
-//!   --> Snapshot (immutable) --> SnapshotStore (ArcSwap) --> server (one snapshot per request)
+//!   --build::build--> Rendered (gzip, ETag, Last-Modified; identity and br on demand)
+//!   --> Snapshot (immutable) --publish::Publisher--> SnapshotStore (ArcSwap)
+//!   --> server (one snapshot per request)
 //!       (served by `listener`: actix-server workers, each connection a `conn::Guarded`
 //!        that bounds what one client can make the process hold)
 //!   \--> export::export: each file written to feeds/ as soon as it is rendered
 //! ```
 //!
 //! # Invariants
-//! 1. Only `config` and `content` read files (`snapshot::build` asks `content` for the
+//! 1. Only `config` and `content` read files (`build::build` asks `content` for the
 //!    bodies of the entries it renders); only `export` writes them; the server never touches
 //!    the filesystem.
 //! 2. `post`, `feed` and `render` are pure and deterministic: no clock in any output, total
@@ -24,7 +25,7 @@
 //!    content, same bytes, same ETag (xxh3) on every machine and after every restart.
 //! 3. A snapshot never changes once built; publishing is one pointer swap; a failed rebuild
 //!    never replaces a good snapshot; a bad edit keeps the post's last good version.
-//! 4. Serve and export share `snapshot::build`: exported files equal served bodies.
+//! 4. Serve and export share `build::build`: exported files equal served bodies.
 //! 5. The async runtime never parses content; rebuilds run on their own thread.
 //! 6. Drafts and future posts appear nowhere; a scheduled post appears when its time comes.
 //! 7. A feed never mixes languages when the content is multilingual.
@@ -32,9 +33,12 @@
 //!    in `sanitize` before any format sees it; every input has a bound (file size, entry and
 //!    feed bytes, nesting, title and tag counts) and symlinks stay inside the content dir.
 //!
-//! `text` (XML-safe text, URL segments) and `compress` (codecs) are leaves that depend on
-//! nothing of ours; `post` is split into `front` (front matter) and `body` (the HTML
-//! pipeline).
+//! 9. Post bodies are loaded on demand (`content::ensure_bodies`) and dropped by their
+//!    owner, the content cache (`Cache::release_bodies`), when no feed shows the post.
+//!
+//! Modules depend on each other one way only (`.ci/module-graph.py`): `error`, `text` and
+//! `compress` are leaves; `post` is split into `front` (front matter) and `body` (the HTML
+//! pipeline); problems of every kind are one type, `error::Problem`.
 
 pub mod build;
 pub mod compress;
