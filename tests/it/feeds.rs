@@ -22,7 +22,7 @@ fn parse_back(bytes: &[u8]) -> feed_rs::model::Feed {
 
 #[test]
 fn every_sample_feed_parses_back_with_titles_links_ids_dates_and_content() {
-    let config = support::site_config(&support::root().join("content"));
+    let config = support::sample_config();
     let snapshot = support::build(&config);
     let loaded = support::load_with_bodies(&config);
     let by_id: std::collections::HashMap<&str, &Arc<feedsmith::post::Post>> =
@@ -108,7 +108,7 @@ fn every_sample_feed_parses_back_with_titles_links_ids_dates_and_content() {
 
 #[test]
 fn rss_has_the_extensions_readers_use() {
-    let config = support::site_config(&support::root().join("content"));
+    let config = support::sample_config();
     let snapshot = support::build(&config);
     let rss = support::text(&snapshot, "rss.xml");
     for needle in [
@@ -338,7 +338,7 @@ fn colliding_and_empty_slugs_are_reported_not_merged_or_dropped() {
 
 #[test]
 fn same_content_gives_identical_bytes_across_builds() {
-    let config = support::site_config(&support::root().join("content"));
+    let config = support::sample_config();
     let a = support::build(&config);
     let b = support::build(&config);
     assert_eq!(a.paths(), b.paths());
@@ -498,9 +498,7 @@ fn only_posts_some_feed_shows_get_a_rendered_body() {
     let config = support::config_for(dir.path(), "[feed]\nlimit = 1\n");
     let loaded = support::load_with_bodies(&config);
     assert!(loaded.posts.iter().all(|p| p.body.get().is_some()));
-    let snap =
-        feedsmith::snapshot::build(&config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
-            .expect("builds");
+    let snap = support::build_loaded(&config, &loaded);
     let with_body: Vec<&str> = loaded
         .posts
         .iter()

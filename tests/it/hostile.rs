@@ -6,14 +6,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use feedsmith::content::Loaded;
 use feedsmith::render::Format;
 use feedsmith::sanitize;
 use proptest::prelude::*;
 
-use crate::support;
+use crate::support::{self, Bin, files_under, post_at as post};
 
 const SITE: &str = "[site]\nbase_url = \"https://example.org/blog/\"\n";
 
@@ -32,21 +31,6 @@ fn load(dir: &Path, extra: &str) -> (feedsmith::Config, Loaded) {
     let config = support::config_for(dir, &format!("{SITE}{extra}"));
     let loaded = support::load_with_bodies(&config);
     (config, loaded)
-}
-
-/// The loaded post from `source`, or a panic naming what loaded.
-fn post<'a>(loaded: &'a Loaded, source: &str) -> &'a feedsmith::post::Post {
-    loaded
-        .posts
-        .iter()
-        .find(|p| p.source == source)
-        .unwrap_or_else(|| {
-            let all: Vec<&str> = loaded.posts.iter().map(|p| p.source.as_str()).collect();
-            panic!(
-                "`{source}` did not load; loaded: {all:?}; errors: {:?}",
-                loaded.errors
-            )
-        })
 }
 
 fn html_of(loaded: &Loaded, source: &str) -> String {
@@ -164,57 +148,36 @@ fn html_fields(path: &Path, bytes: &[u8]) -> Vec<String> {
     }
 }
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(dir) {
-        let entry = entry.expect("walk");
-        if entry.file_type().is_file() {
-            out.push(entry.into_path());
-        }
-    }
-    out
+/// Config TOML for the catalogue site with its content in `content`.
+fn config_text(content: &Path, extra: &str) -> String {
+    support::config_text(content, &format!("{SITE}{extra}"))
 }
 
-/// Runs `feedsmith export` with `config_text` (its `[content] dir` set to `content`);
-/// returns the export dir, stdout and stderr.
-fn export(content: &Path, config_text: &str) -> (tempfile::TempDir, String, String) {
+/// Runs `feedsmith export` with `extra` config (its `[content] dir` set to `content`);
+/// returns the export dir (the feeds are in its `feeds/`), stdout and stderr.
+fn export(content: &Path, extra: &str) -> (tempfile::TempDir, String, String) {
     let out = tempfile::tempdir().expect("out");
-    let config = out.path().join("config.toml");
-    std::fs::write(&config, support_config_text(content, config_text)).expect("config");
-    let output = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
-        .arg("--config")
-        .arg(&config)
+    let ran = Bin::new()
+        .config_text(&config_text(content, extra))
         .arg("export")
         .arg("--out")
         .arg(out.path().join("feeds"))
-        .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        .run();
     assert!(
-        matches!(output.status.code(), Some(0 | 1)),
-        "export failed: {stdout}\n{stderr}"
+        matches!(ran.code(), Some(0 | 1)),
+        "export failed: {}\n{}",
+        ran.stdout,
+        ran.stderr
     );
-    (out, stdout, stderr)
-}
-
-fn support_config_text(content: &Path, extra: &str) -> String {
-    let extra = format!("{SITE}{extra}");
-    let dir = format!("dir = {:?}", content.to_string_lossy());
-    if extra.contains("[content]") {
-        extra.replacen("[content]", &format!("[content]\n{dir}"), 1)
-    } else {
-        format!("{extra}\n[content]\n{dir}\n")
-    }
+    (out, ran.stdout, ran.stderr)
 }
 
 /// Checks every file of an export: HTML fields by the sanitizer's invariant, and the raw
 /// bytes of every feed for `<script`, `javascript:` and `on…=` attributes.
 fn assert_export_is_safe(feeds: &Path, iframes: bool) -> usize {
-    let files = files_under(feeds);
     let mut checked = 0;
-    for path in &files {
+    for rel in files_under(feeds) {
+        let path = &feeds.join(&rel);
         let name = path.to_string_lossy();
         if name.ends_with(".gz") {
             continue;
@@ -308,7 +271,7 @@ fn add_generated(dir: &Path) {
         );
         symlink("inside/real.md", dir.join("alias.md")).expect("inner symlink");
         let fifo = dir.join("fifo.md");
-        let made = Command::new("mkfifo").arg(&fifo).status();
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         assert!(made.is_ok_and(|s| s.success()), "mkfifo");
     }
 }
@@ -419,16 +382,11 @@ fn vuepress_components_are_unwrapped_and_inline_styles_dropped() {
 #[test]
 fn check_verbose_says_what_sanitizing_removed() {
     let dir = catalogue();
-    let config = dir.path().join("../hostile-check.toml");
-    std::fs::write(&config, support_config_text(dir.path(), "")).expect("config");
-    let output = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
-        .args(["--config"])
-        .arg(&config)
+    let output = Bin::new()
+        .config_text(&config_text(dir.path(), ""))
         .args(["check", "--verbose"])
-        .output()
-        .expect("runs");
-    let _ = std::fs::remove_file(&config);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .run();
+    let stderr = &output.stderr;
     for line in [
         "`vuepress.md`: info: <clientonly> unwrapped (unknown or not allowed; its text stays)",
         "`vuepress.md`: info: attribute `style` removed from <img> (2×)",
@@ -442,12 +400,8 @@ fn check_verbose_says_what_sanitizing_removed() {
         );
     }
     // Without --verbose: no info lines.
-    let quiet = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
-        .current_dir(dir.path())
-        .arg("check")
-        .output()
-        .expect("runs");
-    assert!(!String::from_utf8_lossy(&quiet.stderr).contains(": info:"));
+    let quiet = Bin::new().cwd(dir.path()).arg("check").run();
+    assert!(!quiet.stderr.contains(": info:"));
 }
 
 #[test]
@@ -527,8 +481,8 @@ fn tags_of_dots_and_slashes_never_become_paths_outside_the_feed_tree() {
     let dir = catalogue();
     let (out, _, stderr) = export(dir.path(), "");
     let feeds = out.path().join("feeds");
-    for file in files_under(&feeds) {
-        let rel = file.strip_prefix(&feeds).expect("inside the export");
+    for rel in files_under(&feeds) {
+        let rel = Path::new(&rel);
         assert!(
             rel.components()
                 .all(|c| matches!(c, std::path::Component::Normal(_))),
