@@ -10,7 +10,7 @@ use feedsmith::content::Loaded;
 use feedsmith::error::PostErrorKind;
 use feedsmith::post::Post;
 
-use crate::support::{self, Bin, Ran, post_at, sources};
+use crate::support::{self, Bin, Ran, Site, post_at, sources};
 
 const SITE: &str = "[site]\ntime_zone = \"Asia/Shanghai\"\n";
 
@@ -402,18 +402,13 @@ fn a_file_that_fails_to_read_is_reported_as_unreadable_with_the_os_error() {
         Err(e) => e.to_string(),
         Ok(_) => panic!("reading /proc/self/mem from offset 0 should fail"),
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    support::write(
-        tmp.path(),
-        "ok.md",
-        &support::post("Fine", "2024-05-01", &[], "Body."),
-    );
-    std::os::unix::fs::symlink("/proc/self/mem", tmp.path().join("mem.md")).expect("symlink");
+    let site = Site::new();
+    site.post("ok.md", "Fine", "2024-05-01", &[], "Body.");
+    std::os::unix::fs::symlink("/proc/self/mem", site.dir().join("mem.md")).expect("symlink");
     // The link leads outside the content directory: allowed here, so that it is read.
-    let config = support::config_for(
-        tmp.path(),
-        &format!("{SITE}\n[content]\nfollow_external_symlinks = true\n"),
-    );
+    let config = site.config(&format!(
+        "{SITE}\n[content]\nfollow_external_symlinks = true\n"
+    ));
     let loaded = support::load_with_bodies(&config);
     assert_eq!(loaded.files, 2);
     assert_eq!(sources(&loaded), ["ok.md"], "the readable post still loads");
@@ -431,15 +426,11 @@ fn a_file_that_fails_to_read_is_reported_as_unreadable_with_the_os_error() {
 #[test]
 fn a_file_without_read_permission_is_unreadable_unless_the_user_is_privileged() {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = tempfile::tempdir().expect("tempdir");
-    support::write(
-        tmp.path(),
-        "locked.md",
-        &support::post("Locked", "2024-05-01", &[], "Body."),
-    );
-    let path = tmp.path().join("locked.md");
+    let site = Site::new();
+    site.post("locked.md", "Locked", "2024-05-01", &[], "Body.");
+    let path = site.dir().join("locked.md");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).expect("chmod 000");
-    let loaded = load(tmp.path());
+    let loaded = load(site.dir());
     assert_eq!(loaded.files, 1);
     match std::fs::read(&path) {
         Ok(_) => {
@@ -465,14 +456,10 @@ fn a_file_without_read_permission_is_unreadable_unless_the_user_is_privileged() 
 #[cfg(unix)]
 #[test]
 fn a_dangling_symlink_is_reported_as_unreadable() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    support::write(
-        tmp.path(),
-        "ok.md",
-        &support::post("Fine", "2024-05-01", &[], "Body."),
-    );
-    std::os::unix::fs::symlink("nowhere.md", tmp.path().join("gone.md")).expect("symlink");
-    let loaded = load(tmp.path());
+    let site = Site::new();
+    site.post("ok.md", "Fine", "2024-05-01", &[], "Body.");
+    std::os::unix::fs::symlink("nowhere.md", site.dir().join("gone.md")).expect("symlink");
+    let loaded = load(site.dir());
     assert_eq!(loaded.files, 2, "gone.md is counted");
     assert_eq!(sources(&loaded), ["ok.md"]);
     assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
@@ -488,14 +475,14 @@ fn a_dangling_symlink_is_reported_as_unreadable() {
 /// of the valid prefix's last line.
 #[test]
 fn a_bad_byte_after_multibyte_text_is_located_by_character_column() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let site = Site::new();
     // Line 2 `title: Café ` is 12 characters (13 bytes), so the bad byte is column 13.
     std::fs::write(
-        tmp.path().join("cafe.md"),
+        site.dir().join("cafe.md"),
         b"---\ntitle: Caf\xC3\xA9 \xFF\n",
     )
     .expect("write");
-    let loaded = load(tmp.path());
+    let loaded = load(site.dir());
     let errors: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
     assert_eq!(
         errors,
@@ -508,24 +495,15 @@ fn a_bad_byte_after_multibyte_text_is_located_by_character_column() {
 /// of a post that is not published, and neither of them is.
 #[test]
 fn a_post_dropped_for_a_duplicate_url_does_not_claim_its_id() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let site = Site::new();
     // `a/x.markdown` and `a/x.md` share the URL `a/x.html`; the first path keeps it.
-    support::write(
-        tmp.path(),
+    site.write(
         "a/x.markdown",
         "---\ntitle: A\ndate: 2024-01-01\nid: one\n---\n",
     );
-    support::write(
-        tmp.path(),
-        "a/x.md",
-        "---\ntitle: B\ndate: 2024-01-01\nid: two\n---\n",
-    );
-    support::write(
-        tmp.path(),
-        "b/y.md",
-        "---\ntitle: C\ndate: 2024-01-01\nid: two\n---\n",
-    );
-    let loaded = load(tmp.path());
+    site.write("a/x.md", "---\ntitle: B\ndate: 2024-01-01\nid: two\n---\n");
+    site.write("b/y.md", "---\ntitle: C\ndate: 2024-01-01\nid: two\n---\n");
+    let loaded = load(site.dir());
     let errors: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
     assert_eq!(
         errors,

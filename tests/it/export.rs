@@ -6,7 +6,7 @@ use std::path::Path;
 
 use feedsmith::{content, export};
 
-use crate::support::{self, Bin, files_under};
+use crate::support::{self, Bin, Site, files_under};
 
 /// `export::export` of the content at the current time.
 fn try_export(config: &feedsmith::Config, out: &Path) -> Result<export::Summary, String> {
@@ -71,18 +71,10 @@ fn gz_siblings_decompress_to_their_files_and_equal_served_gzip() {
 
 #[test]
 fn re_export_leaves_unchanged_files_alone_and_removes_vanished_feeds() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "a.md",
-        &support::post("A", "2024-01-01", &["keep"], "x"),
-    );
-    support::write(
-        dir.path(),
-        "b.md",
-        &support::post("B", "2024-01-02", &["gone"], "y"),
-    );
-    let config = support::config_for(dir.path(), "");
+    let site = Site::new();
+    site.post("a.md", "A", "2024-01-01", &["keep"], "x");
+    site.post("b.md", "B", "2024-01-02", &["gone"], "y");
+    let config = site.config("");
     let out = tempfile::tempdir().expect("tmp");
     std::fs::write(out.path().join("README.txt"), "not ours").expect("write");
     let first = export_to(&config, out.path());
@@ -97,7 +89,7 @@ fn re_export_leaves_unchanged_files_alone_and_removes_vanished_feeds() {
     assert_eq!((second.written, second.removed), (0, 0));
     assert_eq!(second.unchanged, first.written);
     // Drop the `gone` tag: its directory disappears, the untouched tag keeps its mtime.
-    std::fs::remove_file(dir.path().join("b.md")).expect("rm");
+    std::fs::remove_file(site.dir().join("b.md")).expect("rm");
     let third = export_to(&config, out.path());
     assert_eq!(third.removed, 6, "3 formats + 3 .gz of tags/gone");
     assert!(!out.path().join("tags/gone").exists());
@@ -117,17 +109,13 @@ fn re_export_leaves_unchanged_files_alone_and_removes_vanished_feeds() {
 
 #[test]
 fn export_command_reports_and_sets_the_exit_code() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "content/ok.md",
-        &support::post("A", "2024-01-01", &["t"], "x"),
-    );
-    std::fs::write(dir.path().join("config.toml"), "[site]\ntitle = \"T\"\n").expect("config");
+    let site = Site::new();
+    site.post("content/ok.md", "A", "2024-01-01", &["t"], "x");
+    std::fs::write(site.dir().join("config.toml"), "[site]\ntitle = \"T\"\n").expect("config");
     let bin = Bin::new()
         .config("config.toml")
         .args(["export", "--out", "out"])
-        .cwd(dir.path());
+        .cwd(site.dir());
     let ok = bin.run();
     ok.assert_code(0);
     let stdout = &ok.stdout;
@@ -135,8 +123,8 @@ fn export_command_reports_and_sets_the_exit_code() {
         stdout.contains("written") && stdout.contains("unchanged") && stdout.contains("removed"),
         "{stdout}"
     );
-    assert!(dir.path().join("out/rss.xml.gz").is_file());
-    support::write(dir.path(), "content/bad.md", "---\ntitle: no date\n---\n");
+    assert!(site.dir().join("out/rss.xml.gz").is_file());
+    site.write("content/bad.md", "---\ntitle: no date\n---\n");
     let bad = bin.run();
     bad.assert_code(1);
     assert!(
@@ -144,7 +132,7 @@ fn export_command_reports_and_sets_the_exit_code() {
             .contains("`bad.md`:2:1: front matter field `date` is required")
     );
     assert!(
-        dir.path().join("out/rss.xml").is_file(),
+        site.dir().join("out/rss.xml").is_file(),
         "good posts are still exported"
     );
 }

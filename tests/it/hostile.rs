@@ -12,19 +12,19 @@ use feedsmith::render::Format;
 use feedsmith::sanitize;
 use proptest::prelude::*;
 
-use crate::support::{self, Bin, files_under, post_at as post};
+use crate::support::{self, Bin, Site, files_under, post_at as post};
 
 const SITE: &str = "[site]\nbase_url = \"https://example.org/blog/\"\n";
 
 /// The committed catalogue, copied into a temp dir that tests may add to.
-fn catalogue() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("tmp");
+fn catalogue() -> Site {
+    let site = Site::new();
     let from = support::fixture("hostile/content");
     for entry in std::fs::read_dir(&from).expect("catalogue") {
         let path = entry.expect("entry").path();
-        std::fs::copy(&path, tmp.path().join(path.file_name().expect("name"))).expect("copy");
+        std::fs::copy(&path, site.dir().join(path.file_name().expect("name"))).expect("copy");
     }
-    tmp
+    site
 }
 
 fn load(dir: &Path, extra: &str) -> (feedsmith::Config, Loaded) {
@@ -278,8 +278,8 @@ fn add_generated(dir: &Path) {
 
 #[test]
 fn a_script_an_event_handler_a_javascript_link_and_an_iframe_are_removed() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     let html = html_of(&loaded, "xss.md");
     assert!(
         html.contains("<p>Before.</p>") && html.contains("<p>After.</p>"),
@@ -298,8 +298,8 @@ fn a_script_an_event_handler_a_javascript_link_and_an_iframe_are_removed() {
 
 #[test]
 fn variants_of_the_attacks_are_removed_and_good_links_stay() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     let html = html_of(&loaded, "xss-variants.md");
     assert_safe_html(&html, false, "xss-variants.md");
     for gone in [
@@ -343,8 +343,8 @@ fn variants_of_the_attacks_are_removed_and_good_links_stay() {
 
 #[test]
 fn vuepress_components_are_unwrapped_and_inline_styles_dropped() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     let html = html_of(&loaded, "vuepress.md");
     assert_safe_html(&html, false, "vuepress.md");
     let lower = html.to_lowercase();
@@ -381,9 +381,9 @@ fn vuepress_components_are_unwrapped_and_inline_styles_dropped() {
 
 #[test]
 fn check_verbose_says_what_sanitizing_removed() {
-    let dir = catalogue();
+    let site = catalogue();
     let output = Bin::new()
-        .config_text(&config_text(dir.path(), ""))
+        .config_text(&config_text(site.dir(), ""))
         .args(["check", "--verbose"])
         .run();
     let stderr = &output.stderr;
@@ -400,14 +400,14 @@ fn check_verbose_says_what_sanitizing_removed() {
         );
     }
     // Without --verbose: no info lines.
-    let quiet = Bin::new().cwd(dir.path()).arg("check").run();
+    let quiet = Bin::new().cwd(site.dir()).arg("check").run();
     assert!(!quiet.stderr.contains(": info:"));
 }
 
 #[test]
 fn a_yaml_alias_bomb_is_an_error_not_an_explosion() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     assert_eq!(
         error_of(&loaded, "yaml-bomb.md"),
         "`yaml-bomb.md`: front matter is not valid YAML: repetition limit exceeded"
@@ -416,8 +416,8 @@ fn a_yaml_alias_bomb_is_an_error_not_an_explosion() {
 
 #[test]
 fn control_characters_are_stripped_everywhere() {
-    let dir = catalogue();
-    let (config, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (config, loaded) = load(site.dir(), "");
     let p = post(&loaded, "control-characters.md");
     assert_eq!(p.title, "Controlcharacters in the title");
     assert_eq!(p.tags, ["tag"]);
@@ -440,8 +440,8 @@ fn control_characters_are_stripped_everywhere() {
 
 #[test]
 fn cdata_terminators_in_titles_summaries_tags_and_bodies_keep_feeds_well_formed() {
-    let dir = catalogue();
-    let (config, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (config, loaded) = load(site.dir(), "");
     let p = post(&loaded, "cdata-end.md");
     assert_eq!(p.title, "Ends a CDATA section: ]]> in the title");
     let snap = support::build(&config);
@@ -465,8 +465,8 @@ fn cdata_terminators_in_titles_summaries_tags_and_bodies_keep_feeds_well_formed(
 
 #[test]
 fn dates_out_of_range_are_errors_naming_the_field() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     assert_eq!(
         error_of(&loaded, "date-too-early.md"),
         "`date-too-early.md`:3:7: front matter field `date` is out of range: `0999-12-31` (years 1000 to 9999)"
@@ -478,8 +478,8 @@ fn dates_out_of_range_are_errors_naming_the_field() {
 
 #[test]
 fn tags_of_dots_and_slashes_never_become_paths_outside_the_feed_tree() {
-    let dir = catalogue();
-    let (out, _, stderr) = export(dir.path(), "");
+    let site = catalogue();
+    let (out, _, stderr) = export(site.dir(), "");
     let feeds = out.path().join("feeds");
     for rel in files_under(&feeds) {
         let rel = Path::new(&rel);
@@ -508,8 +508,8 @@ fn tags_of_dots_and_slashes_never_become_paths_outside_the_feed_tree() {
 
 #[test]
 fn a_post_with_two_hundred_tags_keeps_sixty_four_with_a_warning() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     assert_eq!(post(&loaded, "many-tags.md").tags.len(), 64);
     assert_eq!(
         warnings_of(&loaded, "many-tags.md"),
@@ -519,15 +519,15 @@ fn a_post_with_two_hundred_tags_keeps_sixty_four_with_a_warning() {
 
 #[test]
 fn iframes_are_removed_unless_their_host_is_allowed_and_then_sandboxed() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     let html = html_of(&loaded, "iframe.md");
     assert!(
         !html.contains("iframe") && !html.contains("fallback"),
         "{html}"
     );
     let (_, loaded) = load(
-        dir.path(),
+        site.dir(),
         "[content]\nallowed_iframe_hosts = [\"www.youtube-nocookie.com\"]\n",
     );
     let html = html_of(&loaded, "iframe.md");
@@ -541,8 +541,8 @@ fn iframes_are_removed_unless_their_host_is_allowed_and_then_sandboxed() {
 
 #[test]
 fn html_in_front_matter_stays_text_in_every_format() {
-    let dir = catalogue();
-    let (config, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (config, loaded) = load(site.dir(), "");
     let p = post(&loaded, "html-in-front-matter.md");
     assert_eq!(p.title, "<script>alert(1)</script> & <b>bold</b> title");
     let snap = support::build(&config);
@@ -573,23 +573,15 @@ fn html_in_front_matter_stays_text_in_every_format() {
 
 #[test]
 fn a_fifty_megabyte_post_is_skipped_by_default_and_summary_only_when_allowed() {
-    let dir = tempfile::tempdir().expect("tmp");
+    let site = Site::new();
     let paragraph = format!("{}\n\n", "大段文字内容。".repeat(20));
     let body = paragraph.repeat(50 * 1024 * 1024 / paragraph.len());
-    support::write(
-        dir.path(),
-        "big.md",
-        &support::post("Big", "2024-07-01", &[], &body),
-    );
-    support::write(
-        dir.path(),
-        "small.md",
-        &support::post("Small", "2024-07-02", &[], "x"),
-    );
-    let size = std::fs::metadata(dir.path().join("big.md"))
+    site.post("big.md", "Big", "2024-07-01", &[], &body);
+    site.post("small.md", "Small", "2024-07-02", &[], "x");
+    let size = std::fs::metadata(site.dir().join("big.md"))
         .expect("meta")
         .len();
-    let (_, loaded) = load(dir.path(), "");
+    let (_, loaded) = load(site.dir(), "");
     assert_eq!(
         error_of(&loaded, "big.md"),
         format!(
@@ -599,18 +591,18 @@ fn a_fifty_megabyte_post_is_skipped_by_default_and_summary_only_when_allowed() {
     assert_eq!(loaded.posts.len(), 1, "everything else goes on");
 
     let raised = "[content]\nmax_post_bytes = 104857600\n";
-    let (_, loaded) = load(dir.path(), raised);
+    let (_, loaded) = load(site.dir(), raised);
     let body = support::body(post(&loaded, "big.md"));
     assert!(body.html.is_none(), "over max_entry_bytes: no HTML");
     assert!(body.summary.starts_with("大段文字内容。") && body.summary.chars().count() <= 201);
 
-    let (out, _, _) = export(dir.path(), raised);
+    let (out, _, _) = export(site.dir(), raised);
     let rss = std::fs::read_to_string(out.path().join("feeds/rss.xml")).expect("rss");
     assert!(rss.len() < 64 * 1024, "summary only: {} bytes", rss.len());
     assert!(rss.contains("<title>Big</title>"));
 
     // With the default limit the big file is never read: the export stays small.
-    let (_, stdout, _) = export(dir.path(), "");
+    let (_, stdout, _) = export(site.dir(), "");
     let peak: f64 = stdout
         .split("peak memory ")
         .nth(1)
@@ -622,9 +614,9 @@ fn a_fifty_megabyte_post_is_skipped_by_default_and_summary_only_when_allowed() {
 
 #[test]
 fn a_title_of_two_hundred_thousand_characters_is_cut_with_a_warning() {
-    let dir = tempfile::tempdir().expect("tmp");
-    add_generated(dir.path());
-    let (_, loaded) = load(dir.path(), "");
+    let site = Site::new();
+    add_generated(site.dir());
+    let (_, loaded) = load(site.dir(), "");
     let p = post(&loaded, "long-title.md");
     assert!(p.title.chars().count() <= 501, "{}", p.title.len());
     assert!(p.title.ends_with('…'));
@@ -636,10 +628,10 @@ fn a_title_of_two_hundred_thousand_characters_is_cut_with_a_warning() {
 
 #[test]
 fn pathological_nesting_renders_in_bounded_time_and_memory() {
-    let dir = tempfile::tempdir().expect("tmp");
-    add_generated(dir.path());
+    let site = Site::new();
+    add_generated(site.dir());
     let started = std::time::Instant::now();
-    let (_, loaded) = load(dir.path(), "");
+    let (_, loaded) = load(site.dir(), "");
     // Quotes and brackets are published (flattened past 64 levels); 40,000 nested divs
     // are shown by summary only (HTML nesting over sanitize::MAX_NESTING).
     assert!(html_of(&loaded, "deep-quotes.md").contains("deep"));
@@ -652,9 +644,9 @@ fn pathological_nesting_renders_in_bounded_time_and_memory() {
 
 #[test]
 fn a_binary_file_named_md_is_an_error() {
-    let dir = tempfile::tempdir().expect("tmp");
-    add_generated(dir.path());
-    let (_, loaded) = load(dir.path(), "");
+    let site = Site::new();
+    add_generated(site.dir());
+    let (_, loaded) = load(site.dir(), "");
     assert!(
         error_of(&loaded, "binary.md").contains("file is not valid UTF-8"),
         "{:?}",
@@ -665,9 +657,9 @@ fn a_binary_file_named_md_is_an_error() {
 #[cfg(unix)]
 #[test]
 fn symlinks_out_of_the_content_dir_are_not_followed_and_loops_are_walked_once() {
-    let dir = tempfile::tempdir().expect("tmp");
-    add_generated(dir.path());
-    let (_, loaded) = load(dir.path(), "");
+    let site = Site::new();
+    add_generated(site.dir());
+    let (_, loaded) = load(site.dir(), "");
     let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
     for expected in [
         "`passwd.md`: warning: symlink leads outside the content directory, to `/etc/passwd`; not followed (`content.follow_external_symlinks`)",
@@ -709,16 +701,16 @@ fn symlinks_out_of_the_content_dir_are_not_followed_and_loops_are_walked_once() 
         assert!(!path.starts_with("etc"), "{e}");
     }
     // Allowed explicitly, the external link is followed (and fails for want of front matter).
-    let (_, loaded) = load(dir.path(), "[content]\nfollow_external_symlinks = true\n");
+    let (_, loaded) = load(site.dir(), "[content]\nfollow_external_symlinks = true\n");
     assert!(error_of(&loaded, "passwd.md").contains("no front matter"));
 }
 
 #[cfg(unix)]
 #[test]
 fn a_fifo_named_like_a_post_is_refused_without_blocking() {
-    let dir = tempfile::tempdir().expect("tmp");
-    add_generated(dir.path());
-    let (_, loaded) = load(dir.path(), "");
+    let site = Site::new();
+    add_generated(site.dir());
+    let (_, loaded) = load(site.dir(), "");
     assert_eq!(
         error_of(&loaded, "fifo.md"),
         "`fifo.md`: not a regular file (a FIFO, socket or device named like a post); it is skipped"
@@ -727,13 +719,13 @@ fn a_fifo_named_like_a_post_is_refused_without_blocking() {
 
 #[test]
 fn every_exported_file_of_the_catalogue_is_safe() {
-    let dir = catalogue();
-    add_generated(dir.path());
-    let (out, stdout, _) = export(dir.path(), "");
+    let site = catalogue();
+    add_generated(site.dir());
+    let (out, stdout, _) = export(site.dir(), "");
     let checked = assert_export_is_safe(&out.path().join("feeds"), false);
     assert!(checked > 50, "{checked} files checked; {stdout}");
     let (out, _, _) = export(
-        dir.path(),
+        site.dir(),
         "[content]\nallowed_iframe_hosts = [\"www.youtube-nocookie.com\"]\n",
     );
     assert_export_is_safe(&out.path().join("feeds"), true);
@@ -747,22 +739,19 @@ fn every_exported_file_of_the_sample_content_is_safe() {
 
 #[test]
 fn feeds_keep_full_content_newest_first_within_the_feed_budget() {
-    let dir = tempfile::tempdir().expect("tmp");
+    let site = Site::new();
     let body = "内容很长的段落。".repeat(2000); // ~48 KB of HTML each
     for day in 1..=9 {
-        support::write(
-            dir.path(),
+        site.post(
             &format!("p{day}.md"),
-            &support::post(
-                &format!("Post {day}"),
-                &format!("2024-05-0{day}"),
-                &["t"],
-                &body,
-            ),
+            &format!("Post {day}"),
+            &format!("2024-05-0{day}"),
+            &["t"],
+            &body,
         );
     }
     let (config, _) = load(
-        dir.path(),
+        site.dir(),
         "[feed]\nmax_entry_bytes = 65536\nmax_feed_bytes = 200000\n",
     );
     let snap = support::build(&config);
@@ -888,10 +877,10 @@ fn the_catalogue_table_names_every_committed_fixture() {
 
 #[test]
 fn a_banner_that_is_not_an_http_url_is_ignored_with_a_warning() {
-    let dir = catalogue();
+    let site = catalogue();
     for base in ["site", "post"] {
         let (_, loaded) = load(
-            dir.path(),
+            site.dir(),
             &format!("[content]\nbanner_base = \"{base}\"\n"),
         );
         assert_eq!(post(&loaded, "banner-javascript.md").banner, None, "{base}");

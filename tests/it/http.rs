@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use feedsmith::server::{self, AppState};
 use feedsmith::snapshot::Snapshot;
 
-use crate::support::{self, Bin};
+use crate::support::{self, Bin, Site};
 
 const CACHE_CONTROL: &str = "max-age=300, stale-while-revalidate=3600";
 
@@ -303,13 +303,9 @@ async fn traversal_attempts_and_unknown_paths_are_plain_404s() {
 
 #[actix_web::test]
 async fn percent_encoded_unicode_tag_paths_work() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "a.md",
-        &support::post("A", "2024-01-01", &["内核", "C++"], "x"),
-    );
-    let config = support::config_for(dir.path(), "");
+    let site = Site::new();
+    site.post("a.md", "A", "2024-01-01", &["内核", "C++"], "x");
+    let config = site.config("");
     let app = app_for(state(support::build(&config))).await;
     for path in [
         "/tags/%E5%86%85%E6%A0%B8/rss.xml",

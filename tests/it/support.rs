@@ -3,7 +3,8 @@
 //! `content::load`, `snapshot::build`, `server::configure`) and never re-implement start-up.
 //!
 //! * sites: [`root`], [`fixture`], [`sample_config`] (shared with the bench, in `site.rs`),
-//!   [`config_text`]/[`config_for`] for a content dir, [`write`]/[`post`] to fill one;
+//!   [`Site`] (a temp content dir: `post`, `write`, `config`), [`config_text`]/[`config_for`]
+//!   for any content dir, [`write`]/[`post`] to fill one;
 //! * loading and building: [`load_with_bodies`], [`build`], [`build_loaded`], [`post_at`],
 //!   [`sources`], [`body`], [`text`], [`files_under`];
 //! * checks: [`assert_well_formed_xml`], [`eventually`];
@@ -42,6 +43,40 @@ pub fn config_text(dir: &Path, extra: &str) -> String {
 /// A config for a content dir, from TOML text (see [`config_text`]).
 pub fn config_for(dir: &Path, extra: &str) -> Config {
     config::parse(&config_text(dir, extra), Path::new("/")).expect("test config is valid")
+}
+
+/// A temporary content directory to fill with posts and make configs for; removed on drop.
+pub struct Site {
+    tmp: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn new() -> Self {
+        Site {
+            tmp: tempfile::tempdir().expect("tempdir for a site"),
+        }
+    }
+
+    /// The content directory.
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Writes a file at `rel` (see [`write`]).
+    pub fn write(&self, rel: &str, text: &str) -> &Self {
+        write(self.dir(), rel, text);
+        self
+    }
+
+    /// Writes a minimal valid post at `rel` (see [`post`]).
+    pub fn post(&self, rel: &str, title: &str, date: &str, tags: &[&str], body: &str) -> &Self {
+        self.write(rel, &post(title, date, tags, body))
+    }
+
+    /// A config for this content dir (see [`config_for`]).
+    pub fn config(&self, extra: &str) -> Config {
+        config_for(self.dir(), extra)
+    }
 }
 
 /// Writes a post file (creating directories).
