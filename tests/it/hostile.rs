@@ -276,6 +276,14 @@ fn add_generated(dir: &Path) {
     }
 }
 
+/// A site of the inputs made at run time, loaded with the catalogue's config.
+fn generated() -> (Site, Loaded) {
+    let site = Site::new();
+    add_generated(site.dir());
+    let (_, loaded) = load(site.dir(), "");
+    (site, loaded)
+}
+
 #[test]
 fn a_script_an_event_handler_a_javascript_link_and_an_iframe_are_removed() {
     let site = catalogue();
@@ -614,9 +622,7 @@ fn a_fifty_megabyte_post_is_skipped_by_default_and_summary_only_when_allowed() {
 
 #[test]
 fn a_title_of_two_hundred_thousand_characters_is_cut_with_a_warning() {
-    let site = Site::new();
-    add_generated(site.dir());
-    let (_, loaded) = load(site.dir(), "");
+    let (_site, loaded) = generated();
     let p = post(&loaded, "long-title.md");
     assert!(p.title.chars().count() <= 501, "{}", p.title.len());
     assert!(p.title.ends_with('…'));
@@ -644,9 +650,7 @@ fn pathological_nesting_renders_in_bounded_time_and_memory() {
 
 #[test]
 fn a_binary_file_named_md_is_an_error() {
-    let site = Site::new();
-    add_generated(site.dir());
-    let (_, loaded) = load(site.dir(), "");
+    let (_site, loaded) = generated();
     assert!(
         error_of(&loaded, "binary.md").contains("file is not valid UTF-8"),
         "{:?}",
@@ -657,9 +661,7 @@ fn a_binary_file_named_md_is_an_error() {
 #[cfg(unix)]
 #[test]
 fn symlinks_out_of_the_content_dir_are_not_followed_and_loops_are_walked_once() {
-    let site = Site::new();
-    add_generated(site.dir());
-    let (_, loaded) = load(site.dir(), "");
+    let (site, loaded) = generated();
     let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
     for expected in [
         "`passwd.md`: warning: symlink leads outside the content directory, to `/etc/passwd`; not followed (`content.follow_external_symlinks`)",
@@ -708,9 +710,7 @@ fn symlinks_out_of_the_content_dir_are_not_followed_and_loops_are_walked_once() 
 #[cfg(unix)]
 #[test]
 fn a_fifo_named_like_a_post_is_refused_without_blocking() {
-    let site = Site::new();
-    add_generated(site.dir());
-    let (_, loaded) = load(site.dir(), "");
+    let (_site, loaded) = generated();
     assert_eq!(
         error_of(&loaded, "fifo.md"),
         "`fifo.md`: not a regular file (a FIFO, socket or device named like a post); it is skipped"
