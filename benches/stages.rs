@@ -33,25 +33,20 @@ use chrono::{DateTime, FixedOffset};
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use feedsmith::config::{self, Config};
+use feedsmith::config::Config;
 use feedsmith::content::Loaded;
 use feedsmith::post::{self, Post};
 use feedsmith::render::{self, Format};
 use feedsmith::{build, compress, feed};
 
+/// The tests' sample-site helpers (`root`, `fixture`, `sample_config`).
+#[path = "../tests/it/support/site.rs"]
+mod site;
+use site::{fixture, root, sample_config};
+
 const POSTS: usize = 10_000;
 const TAGS: usize = 200;
 const SEED: u32 = 1;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The sample configuration (config.toml), with paths resolved against the repository root.
-fn sample_config() -> Config {
-    let text = std::fs::read_to_string(root().join("config.toml")).expect("read config.toml");
-    config::parse(&text, &root()).expect("parse config.toml")
-}
 
 /// A fixed "now" after every generated date (the generator ends at 2025-12-31), so that
 /// every post is visible and results do not depend on the clock.
@@ -61,7 +56,7 @@ fn now() -> DateTime<FixedOffset> {
 
 /// Seed posts: (file stem, text), sorted by name.
 fn seeds() -> Vec<(String, String)> {
-    let dir = root().join("tests/fixtures/seeds");
+    let dir = fixture("seeds");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("read seeds dir")
         .filter_map(Result::ok)

@@ -5,32 +5,22 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use feedsmith::content::{self, Loaded};
+use feedsmith::content::Loaded;
 use feedsmith::error::PostErrorKind;
 use feedsmith::post::Post;
 
-use crate::support;
+use crate::support::{self, Bin, Ran, Site, post_at, sources};
 
 const SITE: &str = "[site]\ntime_zone = \"Asia/Shanghai\"\n";
 
 /// Loads the posts and renders every body, as feeds showing all of them would.
 fn load(dir: &Path) -> Loaded {
-    let config = support::config_for(dir, SITE);
-    let loaded = content::load(&config).expect("content dir loads");
-    content::ensure_bodies(&config, &loaded.posts.iter().collect::<Vec<_>>());
-    loaded
-}
-
-fn body(post: &Post) -> std::sync::Arc<feedsmith::post::Body> {
-    post.body
-        .get()
-        .unwrap_or_else(|| panic!("`{}` has no body", post.source))
+    support::load_with_bodies(&support::config_for(dir, SITE))
 }
 
 fn html(post: &Post) -> String {
-    body(post).html_text()
+    support::body(post).html_text()
 }
 
 /// Name of an error kind. No wildcard arm: a new kind fails to compile here until it gets a
@@ -232,21 +222,9 @@ fn assert_good(post: &Post, expected: &Good) {
     assert_eq!(post.updated, post.date, "{what}: no `updated` field");
     assert_eq!(post.tags, expected.tags, "{what}");
     assert_eq!(post.authors, expected.authors, "{what}");
-    assert_eq!(body(post).summary, expected.summary, "{what}");
+    assert_eq!(support::body(post).summary, expected.summary, "{what}");
     assert!(!post.draft, "{what}");
     assert!(post.warnings.is_empty(), "{what}: {:?}", post.warnings);
-}
-
-fn find<'a>(loaded: &'a Loaded, source: &str) -> &'a Post {
-    loaded
-        .posts
-        .iter()
-        .find(|p| p.source == source)
-        .unwrap_or_else(|| panic!("`{source}` not loaded; posts: {:?}", sources(loaded)))
-}
-
-fn sources(loaded: &Loaded) -> Vec<&str> {
-    loaded.posts.iter().map(|p| p.source.as_str()).collect()
 }
 
 #[test]
@@ -325,10 +303,10 @@ fn good_posts_load_with_their_fields_in_the_site_time_zone() {
         ["authors-list.md", "bom-crlf.md", "english-more.md"]
     );
     for expected in GOOD {
-        assert_good(find(&loaded, expected.file), expected);
+        assert_good(post_at(&loaded, expected.file), expected);
     }
 
-    let english = find(&loaded, "english-more.md");
+    let english = post_at(&loaded, "english-more.md");
     assert_eq!(english.id, "urn:feedsmith:release-1-0");
     assert_eq!(english.url, "http://localhost:8080/english-more.html");
     assert_eq!(english.lang, "en");
@@ -342,7 +320,7 @@ fn good_posts_load_with_their_fields_in_the_site_time_zone() {
         "the body is whole"
     );
 
-    let bom = find(&loaded, "bom-crlf.md");
+    let bom = post_at(&loaded, "bom-crlf.md");
     assert_eq!(
         bom.id, "http://localhost:8080/bom-crlf.html",
         "id defaults to the permalink"
@@ -366,10 +344,13 @@ fn good_posts_still_load_next_to_broken_ones() {
         "every file without an error loads; good/english-more.md lost its id to bad/duplicate-id.md"
     );
     for expected in GOOD.iter().filter(|g| g.file != "english-more.md") {
-        assert_good(find(&loaded, &format!("good/{}", expected.file)), expected);
+        assert_good(
+            post_at(&loaded, &format!("good/{}", expected.file)),
+            expected,
+        );
     }
     // A path's first directory is its section, hence its category.
-    assert_eq!(find(&loaded, "good/bom-crlf.md").categories, ["good"]);
+    assert_eq!(post_at(&loaded, "good/bom-crlf.md").categories, ["good"]);
 }
 
 #[test]
@@ -403,7 +384,7 @@ fn a_misspelt_key_is_a_warning_that_suggests_the_known_key() {
             "`bad/typo-key.md`:4:1: warning: unknown front matter field `tages` is ignored (did you mean `tags`?)"
         ]
     );
-    let post = find(&loaded, "bad/typo-key.md");
+    let post = post_at(&loaded, "bad/typo-key.md");
     assert_eq!(post.title, "A typo in a key");
     assert!(
         post.tags.is_empty(),
@@ -421,18 +402,13 @@ fn a_file_that_fails_to_read_is_reported_as_unreadable_with_the_os_error() {
         Err(e) => e.to_string(),
         Ok(_) => panic!("reading /proc/self/mem from offset 0 should fail"),
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    support::write(
-        tmp.path(),
-        "ok.md",
-        &support::post("Fine", "2024-05-01", &[], "Body."),
-    );
-    std::os::unix::fs::symlink("/proc/self/mem", tmp.path().join("mem.md")).expect("symlink");
+    let site = Site::new();
+    site.post("ok.md", "Fine", "2024-05-01", &[], "Body.");
+    std::os::unix::fs::symlink("/proc/self/mem", site.dir().join("mem.md")).expect("symlink");
     // The link leads outside the content directory: allowed here, so that it is read.
-    let config = support::config_for(
-        tmp.path(),
-        &format!("{SITE}\n[content]\nfollow_external_symlinks = true\n"),
-    );
+    let config = site.config(&format!(
+        "{SITE}\n[content]\nfollow_external_symlinks = true\n"
+    ));
     let loaded = support::load_with_bodies(&config);
     assert_eq!(loaded.files, 2);
     assert_eq!(sources(&loaded), ["ok.md"], "the readable post still loads");
@@ -450,15 +426,11 @@ fn a_file_that_fails_to_read_is_reported_as_unreadable_with_the_os_error() {
 #[test]
 fn a_file_without_read_permission_is_unreadable_unless_the_user_is_privileged() {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = tempfile::tempdir().expect("tempdir");
-    support::write(
-        tmp.path(),
-        "locked.md",
-        &support::post("Locked", "2024-05-01", &[], "Body."),
-    );
-    let path = tmp.path().join("locked.md");
+    let site = Site::new();
+    site.post("locked.md", "Locked", "2024-05-01", &[], "Body.");
+    let path = site.dir().join("locked.md");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).expect("chmod 000");
-    let loaded = load(tmp.path());
+    let loaded = load(site.dir());
     assert_eq!(loaded.files, 1);
     match std::fs::read(&path) {
         Ok(_) => {
@@ -484,14 +456,10 @@ fn a_file_without_read_permission_is_unreadable_unless_the_user_is_privileged() 
 #[cfg(unix)]
 #[test]
 fn a_dangling_symlink_is_reported_as_unreadable() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    support::write(
-        tmp.path(),
-        "ok.md",
-        &support::post("Fine", "2024-05-01", &[], "Body."),
-    );
-    std::os::unix::fs::symlink("nowhere.md", tmp.path().join("gone.md")).expect("symlink");
-    let loaded = load(tmp.path());
+    let site = Site::new();
+    site.post("ok.md", "Fine", "2024-05-01", &[], "Body.");
+    std::os::unix::fs::symlink("nowhere.md", site.dir().join("gone.md")).expect("symlink");
+    let loaded = load(site.dir());
     assert_eq!(loaded.files, 2, "gone.md is counted");
     assert_eq!(sources(&loaded), ["ok.md"]);
     assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
@@ -507,14 +475,14 @@ fn a_dangling_symlink_is_reported_as_unreadable() {
 /// of the valid prefix's last line.
 #[test]
 fn a_bad_byte_after_multibyte_text_is_located_by_character_column() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let site = Site::new();
     // Line 2 `title: Café ` is 12 characters (13 bytes), so the bad byte is column 13.
     std::fs::write(
-        tmp.path().join("cafe.md"),
+        site.dir().join("cafe.md"),
         b"---\ntitle: Caf\xC3\xA9 \xFF\n",
     )
     .expect("write");
-    let loaded = load(tmp.path());
+    let loaded = load(site.dir());
     let errors: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
     assert_eq!(
         errors,
@@ -527,24 +495,15 @@ fn a_bad_byte_after_multibyte_text_is_located_by_character_column() {
 /// of a post that is not published, and neither of them is.
 #[test]
 fn a_post_dropped_for_a_duplicate_url_does_not_claim_its_id() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let site = Site::new();
     // `a/x.markdown` and `a/x.md` share the URL `a/x.html`; the first path keeps it.
-    support::write(
-        tmp.path(),
+    site.write(
         "a/x.markdown",
         "---\ntitle: A\ndate: 2024-01-01\nid: one\n---\n",
     );
-    support::write(
-        tmp.path(),
-        "a/x.md",
-        "---\ntitle: B\ndate: 2024-01-01\nid: two\n---\n",
-    );
-    support::write(
-        tmp.path(),
-        "b/y.md",
-        "---\ntitle: C\ndate: 2024-01-01\nid: two\n---\n",
-    );
-    let loaded = load(tmp.path());
+    site.write("a/x.md", "---\ntitle: B\ndate: 2024-01-01\nid: two\n---\n");
+    site.write("b/y.md", "---\ntitle: C\ndate: 2024-01-01\nid: two\n---\n");
+    let loaded = load(site.dir());
     let errors: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
     assert_eq!(
         errors,
@@ -555,36 +514,21 @@ fn a_post_dropped_for_a_duplicate_url_does_not_claim_its_id() {
 
 // ---- the binary ------------------------------------------------------------------------
 
-/// Runs `feedsmith --config <tmp>/config.toml check` with `config` as the file's text.
-fn run_check(config: &str) -> (Output, PathBuf, tempfile::TempDir) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let path = tmp.path().join("config.toml");
-    std::fs::write(&path, config).expect("write config");
-    let output = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
-        .arg("--config")
-        .arg(&path)
-        .arg("check")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run feedsmith");
-    (output, path, tmp)
+/// Runs `feedsmith --config <tmp>/config.toml check` with `config` as the file's text;
+/// returns the run and the config's path.
+fn run_check(config: &str) -> (Ran, PathBuf) {
+    let bin = Bin::new().config_text(config).arg("check");
+    (bin.run(), bin.config_path().to_path_buf())
 }
 
 fn config_toml(content_dir: &Path) -> String {
-    format!(
-        "{SITE}\n[content]\ndir = {:?}\n",
-        content_dir.to_string_lossy()
-    )
+    support::config_text(content_dir, SITE)
 }
 
 /// Exit code 2, nothing on stdout, and stderr starting with `expected`.
-fn assert_fatal(output: &Output, expected: &str) {
-    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+fn assert_fatal(output: &Ran, expected: &str) {
+    output.assert_code(2);
+    let (stdout, stderr) = (&output.stdout, &output.stderr);
     assert!(
         stderr.starts_with(expected),
         "{stderr}\nshould start with {expected}"
@@ -592,19 +536,11 @@ fn assert_fatal(output: &Output, expected: &str) {
     assert!(stdout.is_empty(), "nothing was checked: {stdout}");
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[test]
 fn check_exits_0_with_a_summary_on_clean_content() {
-    let (output, _, _tmp) = run_check(&config_toml(&support::fixture("broken/good")));
-    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let (output, _) = run_check(&config_toml(&support::fixture("broken/good")));
+    let (stdout, stderr) = (&output.stdout, &output.stderr);
+    output.assert_code(0);
     let summary = stdout.lines().next().unwrap_or_default();
     assert!(summary.starts_with("checked 3 files in "), "{stdout}");
     assert!(
@@ -617,13 +553,9 @@ fn check_exits_0_with_a_summary_on_clean_content() {
 
 #[test]
 fn check_exits_1_and_prints_each_broken_file_as_path_line_col_message() {
-    let (output, _, _tmp) = run_check(&config_toml(&support::fixture("broken")));
-    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let (output, _) = run_check(&config_toml(&support::fixture("broken")));
+    let (stdout, stderr) = (&output.stdout, &output.stderr);
+    output.assert_code(1);
     let lines: Vec<&str> = stderr.lines().collect();
     for expected in EXPECTED_ERRORS {
         let prefix = prefix(expected);
@@ -654,7 +586,7 @@ fn check_exits_2_naming_an_unknown_config_key_and_its_line() {
         "[site]\ntime_zone = \"Asia/Shanghai\"\ntittle = \"typo\"\n\n[content]\ndir = {:?}\n",
         dir.to_string_lossy()
     );
-    let (output, path, _tmp) = run_check(&config);
+    let (output, path) = run_check(&config);
     let expected = format!(
         "error: invalid config `{}`: 3:1: unknown field `tittle`",
         path.display()
@@ -666,7 +598,7 @@ fn check_exits_2_naming_an_unknown_config_key_and_its_line() {
 fn check_exits_2_when_the_content_dir_is_missing() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let missing = tmp.path().join("no-such-dir");
-    let (output, _, _config_tmp) = run_check(&config_toml(&missing));
+    let (output, _) = run_check(&config_toml(&missing));
     let expected = format!(
         "error: content directory `{}` cannot be read",
         missing.display()

@@ -1,45 +1,29 @@
 //! `export`: the committed `feeds/` is exactly the export of `content/`; re-exports leave
 //! unchanged files alone; feeds that disappear are removed; `.gz` siblings match.
 
-use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 
 use feedsmith::{content, export};
 
-use crate::support;
+use crate::support::{self, Bin, Site, files_under};
 
-fn files_under(dir: &Path) -> BTreeSet<String> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            e.path()
-                .strip_prefix(dir)
-                .expect("under")
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect()
+/// `export::export` of the content at the current time.
+fn try_export(config: &feedsmith::Config, out: &Path) -> Result<export::Summary, String> {
+    let loaded = content::load(config).expect("loads");
+    let now = chrono::Utc::now().fixed_offset();
+    export::export(config, &loaded, now, out, &|| {})
+        .map(|(_, summary)| summary)
+        .map_err(|e| e.to_string())
 }
 
 fn export_to(config: &feedsmith::Config, out: &Path) -> export::Summary {
-    let loaded = content::load(config).expect("loads");
-    export::export(
-        config,
-        &loaded,
-        chrono::Utc::now().fixed_offset(),
-        out,
-        &|| {},
-    )
-    .expect("exports")
-    .1
+    try_export(config, out).expect("exports")
 }
 
 #[test]
 fn exporting_content_reproduces_the_committed_feeds_byte_for_byte() {
-    let config = support::site_config(&support::root().join("content"));
+    let config = support::sample_config();
     let out = tempfile::tempdir().expect("tmp");
     export_to(&config, out.path());
     let committed = support::root().join("feeds");
@@ -60,7 +44,7 @@ fn exporting_content_reproduces_the_committed_feeds_byte_for_byte() {
 
 #[test]
 fn gz_siblings_decompress_to_their_files_and_equal_served_gzip() {
-    let config = support::site_config(&support::root().join("content"));
+    let config = support::sample_config();
     let out = tempfile::tempdir().expect("tmp");
     export_to(&config, out.path());
     let snap = support::build(&config);
@@ -87,18 +71,10 @@ fn gz_siblings_decompress_to_their_files_and_equal_served_gzip() {
 
 #[test]
 fn re_export_leaves_unchanged_files_alone_and_removes_vanished_feeds() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "a.md",
-        &support::post("A", "2024-01-01", &["keep"], "x"),
-    );
-    support::write(
-        dir.path(),
-        "b.md",
-        &support::post("B", "2024-01-02", &["gone"], "y"),
-    );
-    let config = support::config_for(dir.path(), "");
+    let site = Site::new();
+    site.post("a.md", "A", "2024-01-01", &["keep"], "x");
+    site.post("b.md", "B", "2024-01-02", &["gone"], "y");
+    let config = site.config("");
     let out = tempfile::tempdir().expect("tmp");
     std::fs::write(out.path().join("README.txt"), "not ours").expect("write");
     let first = export_to(&config, out.path());
@@ -113,7 +89,7 @@ fn re_export_leaves_unchanged_files_alone_and_removes_vanished_feeds() {
     assert_eq!((second.written, second.removed), (0, 0));
     assert_eq!(second.unchanged, first.written);
     // Drop the `gone` tag: its directory disappears, the untouched tag keeps its mtime.
-    std::fs::remove_file(dir.path().join("b.md")).expect("rm");
+    std::fs::remove_file(site.dir().join("b.md")).expect("rm");
     let third = export_to(&config, out.path());
     assert_eq!(third.removed, 6, "3 formats + 3 .gz of tags/gone");
     assert!(!out.path().join("tags/gone").exists());
@@ -133,60 +109,41 @@ fn re_export_leaves_unchanged_files_alone_and_removes_vanished_feeds() {
 
 #[test]
 fn export_command_reports_and_sets_the_exit_code() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "content/ok.md",
-        &support::post("A", "2024-01-01", &["t"], "x"),
-    );
-    std::fs::write(dir.path().join("config.toml"), "[site]\ntitle = \"T\"\n").expect("config");
-    let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_feedsmith"))
-            .args(["--config", "config.toml", "export", "--out", "out"])
-            .current_dir(dir.path())
-            .output()
-            .expect("runs")
-    };
-    let ok = run();
-    assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&ok.stdout);
+    let site = Site::new();
+    site.post("content/ok.md", "A", "2024-01-01", &["t"], "x");
+    std::fs::write(site.dir().join("config.toml"), "[site]\ntitle = \"T\"\n").expect("config");
+    let bin = Bin::new()
+        .config("config.toml")
+        .args(["export", "--out", "out"])
+        .cwd(site.dir());
+    let ok = bin.run();
+    ok.assert_code(0);
+    let stdout = &ok.stdout;
     assert!(
         stdout.contains("written") && stdout.contains("unchanged") && stdout.contains("removed"),
         "{stdout}"
     );
-    assert!(dir.path().join("out/rss.xml.gz").is_file());
-    support::write(dir.path(), "content/bad.md", "---\ntitle: no date\n---\n");
-    let bad = run();
-    assert_eq!(bad.status.code(), Some(1));
+    assert!(site.dir().join("out/rss.xml.gz").is_file());
+    site.write("content/bad.md", "---\ntitle: no date\n---\n");
+    let bad = bin.run();
+    bad.assert_code(1);
     assert!(
-        String::from_utf8_lossy(&bad.stderr)
+        bad.stderr
             .contains("`bad.md`:2:1: front matter field `date` is required")
     );
     assert!(
-        dir.path().join("out/rss.xml").is_file(),
+        site.dir().join("out/rss.xml").is_file(),
         "good posts are still exported"
     );
 }
 
 #[test]
 fn a_failed_export_leaves_no_temp_file() {
-    let config = support::site_config(&support::root().join("content"));
+    let config = support::sample_config();
     let out = tempfile::tempdir().expect("tmp");
     // A directory (not empty) where `rss.xml` should go: its rename fails.
     std::fs::create_dir_all(out.path().join("rss.xml/x")).expect("mkdir");
-    let loaded = content::load(&config).expect("loads");
-    let result = export::export(
-        &config,
-        &loaded,
-        chrono::Utc::now().fixed_offset(),
-        out.path(),
-        &|| {},
-    );
+    let result = try_export(&config, out.path());
     assert!(result.is_err(), "export over a directory fails");
     let temps: Vec<String> = files_under(out.path())
         .into_iter()

@@ -9,7 +9,7 @@ use feedsmith::feed::{self, FeedKind};
 use feedsmith::render::{self, Format};
 use proptest::prelude::*;
 
-use crate::support;
+use crate::support::{self, Site};
 
 fn parse_back(bytes: &[u8]) -> feed_rs::model::Feed {
     feed_rs::parser::parse(bytes).unwrap_or_else(|e| {
@@ -22,7 +22,7 @@ fn parse_back(bytes: &[u8]) -> feed_rs::model::Feed {
 
 #[test]
 fn every_sample_feed_parses_back_with_titles_links_ids_dates_and_content() {
-    let config = support::site_config(&support::root().join("content"));
+    let config = support::sample_config();
     let snapshot = support::build(&config);
     let loaded = support::load_with_bodies(&config);
     let by_id: std::collections::HashMap<&str, &Arc<feedsmith::post::Post>> =
@@ -108,7 +108,7 @@ fn every_sample_feed_parses_back_with_titles_links_ids_dates_and_content() {
 
 #[test]
 fn rss_has_the_extensions_readers_use() {
-    let config = support::site_config(&support::root().join("content"));
+    let config = support::sample_config();
     let snapshot = support::build(&config);
     let rss = support::text(&snapshot, "rss.xml");
     for needle in [
@@ -146,18 +146,10 @@ fn rss_has_the_extensions_readers_use() {
 
 #[test]
 fn a_post_in_two_tags_appears_once_in_each_tag_feed_and_in_the_global_feed() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "a.md",
-        &support::post("Both", "2024-01-02", &["Rust", "内核", "rust"], "x"),
-    );
-    support::write(
-        dir.path(),
-        "b.md",
-        &support::post("Only rust", "2024-01-01", &["RUST"], "y"),
-    );
-    let config = support::config_for(dir.path(), "");
+    let site = Site::new();
+    site.post("a.md", "Both", "2024-01-02", &["Rust", "内核", "rust"], "x");
+    site.post("b.md", "Only rust", "2024-01-01", &["RUST"], "y");
+    let config = site.config("");
     let loaded = feedsmith::content::load(&config).expect("loads");
     let plan = feed::plan(&config, &loaded.posts, chrono::Utc::now().fixed_offset());
     let count = |dir: &str| {
@@ -197,31 +189,23 @@ fn a_post_in_two_tags_appears_once_in_each_tag_feed_and_in_the_global_feed() {
 
 #[test]
 fn limits_ordering_and_ties_are_total() {
-    let dir = tempfile::tempdir().expect("tmp");
+    let site = Site::new();
     for i in 0..30 {
         // Pairs of posts share a date: the permalink breaks the tie.
-        support::write(
-            dir.path(),
+        site.post(
             &format!("p{i:02}.md"),
-            &support::post(
-                &format!("P{i}"),
-                &format!("2024-01-{:02}", 1 + i / 2),
-                &["t"],
-                "x",
-            ),
+            &format!("P{i}"),
+            &format!("2024-01-{:02}", 1 + i / 2),
+            &["t"],
+            "x",
         );
     }
-    support::write(
-        dir.path(),
+    site.write(
         "draft.md",
         "---\ntitle: Draft\ndate: 2024-02-01\ndraft: true\n---\n",
     );
-    support::write(
-        dir.path(),
-        "future.md",
-        "---\ntitle: Future\ndate: 2999-01-01\n---\n",
-    );
-    let config = support::config_for(dir.path(), "[feed]\nlimit = 7\n");
+    site.write("future.md", "---\ntitle: Future\ndate: 2999-01-01\n---\n");
+    let config = site.config("[feed]\nlimit = 7\n");
     let loaded = feedsmith::content::load(&config).expect("loads");
     let plan = feed::plan(&config, &loaded.posts, chrono::Utc::now().fixed_offset());
     let global = &plan.feeds[0];
@@ -248,23 +232,20 @@ fn limits_ordering_and_ties_are_total() {
 
 #[test]
 fn multilingual_content_gets_per_language_feeds_that_never_mix() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "zh/news/a.md",
-        &support::post("中文", "2024-01-01", &["openEuler"], "正文"),
-    );
-    support::write(
-        dir.path(),
+    let site = Site::new();
+    site.post("zh/news/a.md", "中文", "2024-01-01", &["openEuler"], "正文");
+    site.post(
         "en/blog/b.md",
-        &support::post("English", "2024-01-02", &["openEuler"], "text"),
+        "English",
+        "2024-01-02",
+        &["openEuler"],
+        "text",
     );
-    support::write(
-        dir.path(),
+    site.write(
         "en/news/c.md",
         "---\ntitle: Chinese by front matter\nlang: zh\ndate: 2024-01-03\n---\n",
     );
-    let config = support::config_for(dir.path(), "[content]\nlanguages = [\"zh\", \"en\"]\n");
+    let config = site.config("[content]\nlanguages = [\"zh\", \"en\"]\n");
     let snapshot = support::build(&config);
     assert!(
         !snapshot.files.contains_key("rss.xml"),
@@ -293,23 +274,11 @@ fn multilingual_content_gets_per_language_feeds_that_never_mix() {
 
 #[test]
 fn colliding_and_empty_slugs_are_reported_not_merged_or_dropped() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "a.md",
-        &support::post("A", "2024-01-01", &["CI/CD"], "x"),
-    );
-    support::write(
-        dir.path(),
-        "b.md",
-        &support::post("B", "2024-01-02", &["ci cd"], "x"),
-    );
-    support::write(
-        dir.path(),
-        "c.md",
-        &support::post("C", "2024-01-03", &["///"], "x"),
-    );
-    let config = support::config_for(dir.path(), "");
+    let site = Site::new();
+    site.post("a.md", "A", "2024-01-01", &["CI/CD"], "x");
+    site.post("b.md", "B", "2024-01-02", &["ci cd"], "x");
+    site.post("c.md", "C", "2024-01-03", &["///"], "x");
+    let config = site.config("");
     let loaded = feedsmith::content::load(&config).expect("loads");
     let plan = feed::plan(&config, &loaded.posts, chrono::Utc::now().fixed_offset());
     let tag_dirs: Vec<&str> = plan
@@ -338,7 +307,7 @@ fn colliding_and_empty_slugs_are_reported_not_merged_or_dropped() {
 
 #[test]
 fn same_content_gives_identical_bytes_across_builds() {
-    let config = support::site_config(&support::root().join("content"));
+    let config = support::sample_config();
     let a = support::build(&config);
     let b = support::build(&config);
     assert_eq!(a.paths(), b.paths());
@@ -356,13 +325,11 @@ fn same_content_gives_identical_bytes_across_builds() {
 
 #[test]
 fn hostile_text_is_escaped_and_forbidden_characters_are_stripped() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "x.md",
+    let site = Site::new();
+    site.write("x.md",
         "---\ntitle: \"<b>T</b> & ]]> \\u0001\\u000B\\uFFFE end\"\ndate: 2024-01-01\ntags: [\"a&b\", \"<t>\"]\nsummary: \"]]> & <x>\"\n---\nbody ]]> <![CDATA[ x ]]> \u{1}\u{7f} &amp; <script>\n",
     );
-    let config = support::config_for(dir.path(), "");
+    let config = site.config("");
     let snapshot = support::build(&config);
     for path in snapshot.paths() {
         let body = snapshot.files[path].identity();
@@ -442,18 +409,15 @@ proptest! {
 
 #[test]
 fn summary_only_feeds_carry_no_full_content() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
+    let site = Site::new();
+    site.post(
         "a.md",
-        &support::post(
-            "A",
-            "2024-01-01",
-            &["t"],
-            "First paragraph.\n\nSecond paragraph with **markup**.",
-        ),
+        "A",
+        "2024-01-01",
+        &["t"],
+        "First paragraph.\n\nSecond paragraph with **markup**.",
     );
-    let config = support::config_for(dir.path(), "[feed]\ncontent = \"summary\"\n");
+    let config = site.config("[feed]\ncontent = \"summary\"\n");
     let snapshot = support::build(&config);
     let rss = support::text(&snapshot, "rss.xml");
     assert!(
@@ -483,19 +447,21 @@ fn summary_only_feeds_carry_no_full_content() {
 
 #[test]
 fn only_posts_some_feed_shows_get_a_rendered_body() {
-    let dir = tempfile::tempdir().expect("tmp");
+    let site = Site::new();
     for (name, date) in [
         ("old", "2024-01-01"),
         ("mid", "2024-01-02"),
         ("new", "2024-01-03"),
     ] {
-        support::write(
-            dir.path(),
+        site.post(
             &format!("{name}.md"),
-            &support::post(name, date, &["t"], &format!("Body of {name}.")),
+            name,
+            date,
+            &["t"],
+            &format!("Body of {name}."),
         );
     }
-    let config = support::config_for(dir.path(), "[feed]\nlimit = 1\n");
+    let config = site.config("[feed]\nlimit = 1\n");
     // The cache owns the posts and their bodies: it drops those no feed shows.
     let mut cache = feedsmith::content::Cache::default();
     cache
@@ -504,9 +470,7 @@ fn only_posts_some_feed_shows_get_a_rendered_body() {
     let loaded = cache.loaded();
     feedsmith::content::ensure_bodies(&config, &loaded.posts.iter().collect::<Vec<_>>());
     assert!(loaded.posts.iter().all(|p| p.body.get().is_some()));
-    let snap =
-        feedsmith::build::build(&config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
-            .expect("builds");
+    let snap = support::build_loaded(&config, &loaded);
     cache.release_bodies(&snap.shown());
     let with_body: Vec<&str> = loaded
         .posts

@@ -6,47 +6,31 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use feedsmith::content::Loaded;
 use feedsmith::render::Format;
 use feedsmith::sanitize;
 use proptest::prelude::*;
 
-use crate::support;
+use crate::support::{self, Bin, Site, files_under, post_at as post};
 
 const SITE: &str = "[site]\nbase_url = \"https://example.org/blog/\"\n";
 
 /// The committed catalogue, copied into a temp dir that tests may add to.
-fn catalogue() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("tmp");
+fn catalogue() -> Site {
+    let site = Site::new();
     let from = support::fixture("hostile/content");
     for entry in std::fs::read_dir(&from).expect("catalogue") {
         let path = entry.expect("entry").path();
-        std::fs::copy(&path, tmp.path().join(path.file_name().expect("name"))).expect("copy");
+        std::fs::copy(&path, site.dir().join(path.file_name().expect("name"))).expect("copy");
     }
-    tmp
+    site
 }
 
 fn load(dir: &Path, extra: &str) -> (feedsmith::Config, Loaded) {
     let config = support::config_for(dir, &format!("{SITE}{extra}"));
     let loaded = support::load_with_bodies(&config);
     (config, loaded)
-}
-
-/// The loaded post from `source`, or a panic naming what loaded.
-fn post<'a>(loaded: &'a Loaded, source: &str) -> &'a feedsmith::post::Post {
-    loaded
-        .posts
-        .iter()
-        .find(|p| p.source == source)
-        .unwrap_or_else(|| {
-            let all: Vec<&str> = loaded.posts.iter().map(|p| p.source.as_str()).collect();
-            panic!(
-                "`{source}` did not load; loaded: {all:?}; errors: {:?}",
-                loaded.errors
-            )
-        })
 }
 
 fn html_of(loaded: &Loaded, source: &str) -> String {
@@ -164,57 +148,36 @@ fn html_fields(path: &Path, bytes: &[u8]) -> Vec<String> {
     }
 }
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(dir) {
-        let entry = entry.expect("walk");
-        if entry.file_type().is_file() {
-            out.push(entry.into_path());
-        }
-    }
-    out
+/// Config TOML for the catalogue site with its content in `content`.
+fn config_text(content: &Path, extra: &str) -> String {
+    support::config_text(content, &format!("{SITE}{extra}"))
 }
 
-/// Runs `feedsmith export` with `config_text` (its `[content] dir` set to `content`);
-/// returns the export dir, stdout and stderr.
-fn export(content: &Path, config_text: &str) -> (tempfile::TempDir, String, String) {
+/// Runs `feedsmith export` with `extra` config (its `[content] dir` set to `content`);
+/// returns the export dir (the feeds are in its `feeds/`), stdout and stderr.
+fn export(content: &Path, extra: &str) -> (tempfile::TempDir, String, String) {
     let out = tempfile::tempdir().expect("out");
-    let config = out.path().join("config.toml");
-    std::fs::write(&config, support_config_text(content, config_text)).expect("config");
-    let output = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
-        .arg("--config")
-        .arg(&config)
+    let ran = Bin::new()
+        .config_text(&config_text(content, extra))
         .arg("export")
         .arg("--out")
         .arg(out.path().join("feeds"))
-        .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        .run();
     assert!(
-        matches!(output.status.code(), Some(0 | 1)),
-        "export failed: {stdout}\n{stderr}"
+        matches!(ran.code(), Some(0 | 1)),
+        "export failed: {}\n{}",
+        ran.stdout,
+        ran.stderr
     );
-    (out, stdout, stderr)
-}
-
-fn support_config_text(content: &Path, extra: &str) -> String {
-    let extra = format!("{SITE}{extra}");
-    let dir = format!("dir = {:?}", content.to_string_lossy());
-    if extra.contains("[content]") {
-        extra.replacen("[content]", &format!("[content]\n{dir}"), 1)
-    } else {
-        format!("{extra}\n[content]\n{dir}\n")
-    }
+    (out, ran.stdout, ran.stderr)
 }
 
 /// Checks every file of an export: HTML fields by the sanitizer's invariant, and the raw
 /// bytes of every feed for `<script`, `javascript:` and `on…=` attributes.
 fn assert_export_is_safe(feeds: &Path, iframes: bool) -> usize {
-    let files = files_under(feeds);
     let mut checked = 0;
-    for path in &files {
+    for rel in files_under(feeds) {
+        let path = &feeds.join(&rel);
         let name = path.to_string_lossy();
         if name.ends_with(".gz") {
             continue;
@@ -308,15 +271,23 @@ fn add_generated(dir: &Path) {
         );
         symlink("inside/real.md", dir.join("alias.md")).expect("inner symlink");
         let fifo = dir.join("fifo.md");
-        let made = Command::new("mkfifo").arg(&fifo).status();
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         assert!(made.is_ok_and(|s| s.success()), "mkfifo");
     }
 }
 
+/// A site of the inputs made at run time, loaded with the catalogue's config.
+fn generated() -> (Site, Loaded) {
+    let site = Site::new();
+    add_generated(site.dir());
+    let (_, loaded) = load(site.dir(), "");
+    (site, loaded)
+}
+
 #[test]
 fn a_script_an_event_handler_a_javascript_link_and_an_iframe_are_removed() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     let html = html_of(&loaded, "xss.md");
     assert!(
         html.contains("<p>Before.</p>") && html.contains("<p>After.</p>"),
@@ -335,8 +306,8 @@ fn a_script_an_event_handler_a_javascript_link_and_an_iframe_are_removed() {
 
 #[test]
 fn variants_of_the_attacks_are_removed_and_good_links_stay() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     let html = html_of(&loaded, "xss-variants.md");
     assert_safe_html(&html, false, "xss-variants.md");
     for gone in [
@@ -380,8 +351,8 @@ fn variants_of_the_attacks_are_removed_and_good_links_stay() {
 
 #[test]
 fn vuepress_components_are_unwrapped_and_inline_styles_dropped() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     let html = html_of(&loaded, "vuepress.md");
     assert_safe_html(&html, false, "vuepress.md");
     let lower = html.to_lowercase();
@@ -418,17 +389,12 @@ fn vuepress_components_are_unwrapped_and_inline_styles_dropped() {
 
 #[test]
 fn check_verbose_says_what_sanitizing_removed() {
-    let dir = catalogue();
-    let config = dir.path().join("../hostile-check.toml");
-    std::fs::write(&config, support_config_text(dir.path(), "")).expect("config");
-    let output = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
-        .args(["--config"])
-        .arg(&config)
+    let site = catalogue();
+    let output = Bin::new()
+        .config_text(&config_text(site.dir(), ""))
         .args(["check", "--verbose"])
-        .output()
-        .expect("runs");
-    let _ = std::fs::remove_file(&config);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .run();
+    let stderr = &output.stderr;
     for line in [
         "`vuepress.md`: info: <clientonly> unwrapped (unknown or not allowed; its text stays)",
         "`vuepress.md`: info: attribute `style` removed from <img> (2×)",
@@ -441,19 +407,24 @@ fn check_verbose_says_what_sanitizing_removed() {
             "missing `{line}` in:\n{stderr}"
         );
     }
-    // Without --verbose: no info lines.
-    let quiet = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
-        .current_dir(dir.path())
+    // Without --verbose: the same problems (exit 1: some posts are skipped), no info lines.
+    let quiet = Bin::new()
+        .config_text(&config_text(site.dir(), ""))
         .arg("check")
-        .output()
-        .expect("runs");
-    assert!(!String::from_utf8_lossy(&quiet.stderr).contains(": info:"));
+        .run();
+    quiet.assert_code(1);
+    assert!(
+        quiet
+            .stderr
+            .contains("`yaml-bomb.md`: front matter is not valid YAML")
+    );
+    assert!(!quiet.stderr.contains(": info:"), "{}", quiet.stderr);
 }
 
 #[test]
 fn a_yaml_alias_bomb_is_an_error_not_an_explosion() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     assert_eq!(
         error_of(&loaded, "yaml-bomb.md"),
         "`yaml-bomb.md`: front matter is not valid YAML: repetition limit exceeded"
@@ -462,8 +433,8 @@ fn a_yaml_alias_bomb_is_an_error_not_an_explosion() {
 
 #[test]
 fn control_characters_are_stripped_everywhere() {
-    let dir = catalogue();
-    let (config, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (config, loaded) = load(site.dir(), "");
     let p = post(&loaded, "control-characters.md");
     assert_eq!(p.title, "Controlcharacters in the title");
     assert_eq!(p.tags, ["tag"]);
@@ -486,8 +457,8 @@ fn control_characters_are_stripped_everywhere() {
 
 #[test]
 fn cdata_terminators_in_titles_summaries_tags_and_bodies_keep_feeds_well_formed() {
-    let dir = catalogue();
-    let (config, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (config, loaded) = load(site.dir(), "");
     let p = post(&loaded, "cdata-end.md");
     assert_eq!(p.title, "Ends a CDATA section: ]]> in the title");
     let snap = support::build(&config);
@@ -511,8 +482,8 @@ fn cdata_terminators_in_titles_summaries_tags_and_bodies_keep_feeds_well_formed(
 
 #[test]
 fn dates_out_of_range_are_errors_naming_the_field() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     assert_eq!(
         error_of(&loaded, "date-too-early.md"),
         "`date-too-early.md`:3:7: front matter field `date` is out of range: `0999-12-31` (years 1000 to 9999)"
@@ -524,11 +495,11 @@ fn dates_out_of_range_are_errors_naming_the_field() {
 
 #[test]
 fn tags_of_dots_and_slashes_never_become_paths_outside_the_feed_tree() {
-    let dir = catalogue();
-    let (out, _, stderr) = export(dir.path(), "");
+    let site = catalogue();
+    let (out, _, stderr) = export(site.dir(), "");
     let feeds = out.path().join("feeds");
-    for file in files_under(&feeds) {
-        let rel = file.strip_prefix(&feeds).expect("inside the export");
+    for rel in files_under(&feeds) {
+        let rel = Path::new(&rel);
         assert!(
             rel.components()
                 .all(|c| matches!(c, std::path::Component::Normal(_))),
@@ -554,8 +525,8 @@ fn tags_of_dots_and_slashes_never_become_paths_outside_the_feed_tree() {
 
 #[test]
 fn a_post_with_two_hundred_tags_keeps_sixty_four_with_a_warning() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     assert_eq!(post(&loaded, "many-tags.md").tags.len(), 64);
     assert_eq!(
         warnings_of(&loaded, "many-tags.md"),
@@ -565,15 +536,15 @@ fn a_post_with_two_hundred_tags_keeps_sixty_four_with_a_warning() {
 
 #[test]
 fn iframes_are_removed_unless_their_host_is_allowed_and_then_sandboxed() {
-    let dir = catalogue();
-    let (_, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (_, loaded) = load(site.dir(), "");
     let html = html_of(&loaded, "iframe.md");
     assert!(
         !html.contains("iframe") && !html.contains("fallback"),
         "{html}"
     );
     let (_, loaded) = load(
-        dir.path(),
+        site.dir(),
         "[content]\nallowed_iframe_hosts = [\"www.youtube-nocookie.com\"]\n",
     );
     let html = html_of(&loaded, "iframe.md");
@@ -587,8 +558,8 @@ fn iframes_are_removed_unless_their_host_is_allowed_and_then_sandboxed() {
 
 #[test]
 fn html_in_front_matter_stays_text_in_every_format() {
-    let dir = catalogue();
-    let (config, loaded) = load(dir.path(), "");
+    let site = catalogue();
+    let (config, loaded) = load(site.dir(), "");
     let p = post(&loaded, "html-in-front-matter.md");
     assert_eq!(p.title, "<script>alert(1)</script> & <b>bold</b> title");
     let snap = support::build(&config);
@@ -619,23 +590,15 @@ fn html_in_front_matter_stays_text_in_every_format() {
 
 #[test]
 fn a_fifty_megabyte_post_is_skipped_by_default_and_summary_only_when_allowed() {
-    let dir = tempfile::tempdir().expect("tmp");
+    let site = Site::new();
     let paragraph = format!("{}\n\n", "大段文字内容。".repeat(20));
     let body = paragraph.repeat(50 * 1024 * 1024 / paragraph.len());
-    support::write(
-        dir.path(),
-        "big.md",
-        &support::post("Big", "2024-07-01", &[], &body),
-    );
-    support::write(
-        dir.path(),
-        "small.md",
-        &support::post("Small", "2024-07-02", &[], "x"),
-    );
-    let size = std::fs::metadata(dir.path().join("big.md"))
+    site.post("big.md", "Big", "2024-07-01", &[], &body);
+    site.post("small.md", "Small", "2024-07-02", &[], "x");
+    let size = std::fs::metadata(site.dir().join("big.md"))
         .expect("meta")
         .len();
-    let (_, loaded) = load(dir.path(), "");
+    let (_, loaded) = load(site.dir(), "");
     assert_eq!(
         error_of(&loaded, "big.md"),
         format!(
@@ -645,18 +608,18 @@ fn a_fifty_megabyte_post_is_skipped_by_default_and_summary_only_when_allowed() {
     assert_eq!(loaded.posts.len(), 1, "everything else goes on");
 
     let raised = "[content]\nmax_post_bytes = 104857600\n";
-    let (_, loaded) = load(dir.path(), raised);
+    let (_, loaded) = load(site.dir(), raised);
     let body = support::body(post(&loaded, "big.md"));
     assert!(body.html.is_none(), "over max_entry_bytes: no HTML");
     assert!(body.summary.starts_with("大段文字内容。") && body.summary.chars().count() <= 201);
 
-    let (out, _, _) = export(dir.path(), raised);
+    let (out, _, _) = export(site.dir(), raised);
     let rss = std::fs::read_to_string(out.path().join("feeds/rss.xml")).expect("rss");
     assert!(rss.len() < 64 * 1024, "summary only: {} bytes", rss.len());
     assert!(rss.contains("<title>Big</title>"));
 
     // With the default limit the big file is never read: the export stays small.
-    let (_, stdout, _) = export(dir.path(), "");
+    let (_, stdout, _) = export(site.dir(), "");
     let peak: f64 = stdout
         .split("peak memory ")
         .nth(1)
@@ -668,9 +631,7 @@ fn a_fifty_megabyte_post_is_skipped_by_default_and_summary_only_when_allowed() {
 
 #[test]
 fn a_title_of_two_hundred_thousand_characters_is_cut_with_a_warning() {
-    let dir = tempfile::tempdir().expect("tmp");
-    add_generated(dir.path());
-    let (_, loaded) = load(dir.path(), "");
+    let (_site, loaded) = generated();
     let p = post(&loaded, "long-title.md");
     assert!(p.title.chars().count() <= 501, "{}", p.title.len());
     assert!(p.title.ends_with('…'));
@@ -682,10 +643,10 @@ fn a_title_of_two_hundred_thousand_characters_is_cut_with_a_warning() {
 
 #[test]
 fn pathological_nesting_renders_in_bounded_time_and_memory() {
-    let dir = tempfile::tempdir().expect("tmp");
-    add_generated(dir.path());
+    let site = Site::new();
+    add_generated(site.dir());
     let started = std::time::Instant::now();
-    let (_, loaded) = load(dir.path(), "");
+    let (_, loaded) = load(site.dir(), "");
     // Quotes and brackets are published (flattened past 64 levels); 40,000 nested divs
     // are shown by summary only (HTML nesting over sanitize::MAX_NESTING).
     assert!(html_of(&loaded, "deep-quotes.md").contains("deep"));
@@ -698,9 +659,7 @@ fn pathological_nesting_renders_in_bounded_time_and_memory() {
 
 #[test]
 fn a_binary_file_named_md_is_an_error() {
-    let dir = tempfile::tempdir().expect("tmp");
-    add_generated(dir.path());
-    let (_, loaded) = load(dir.path(), "");
+    let (_site, loaded) = generated();
     assert!(
         error_of(&loaded, "binary.md").contains("file is not valid UTF-8"),
         "{:?}",
@@ -711,9 +670,7 @@ fn a_binary_file_named_md_is_an_error() {
 #[cfg(unix)]
 #[test]
 fn symlinks_out_of_the_content_dir_are_not_followed_and_loops_are_walked_once() {
-    let dir = tempfile::tempdir().expect("tmp");
-    add_generated(dir.path());
-    let (_, loaded) = load(dir.path(), "");
+    let (site, loaded) = generated();
     let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
     for expected in [
         "`passwd.md`: warning: symlink leads outside the content directory, to `/etc/passwd`; not followed (`content.follow_external_symlinks`)",
@@ -755,16 +712,14 @@ fn symlinks_out_of_the_content_dir_are_not_followed_and_loops_are_walked_once() 
         assert!(!path.starts_with("etc"), "{e}");
     }
     // Allowed explicitly, the external link is followed (and fails for want of front matter).
-    let (_, loaded) = load(dir.path(), "[content]\nfollow_external_symlinks = true\n");
+    let (_, loaded) = load(site.dir(), "[content]\nfollow_external_symlinks = true\n");
     assert!(error_of(&loaded, "passwd.md").contains("no front matter"));
 }
 
 #[cfg(unix)]
 #[test]
 fn a_fifo_named_like_a_post_is_refused_without_blocking() {
-    let dir = tempfile::tempdir().expect("tmp");
-    add_generated(dir.path());
-    let (_, loaded) = load(dir.path(), "");
+    let (_site, loaded) = generated();
     assert_eq!(
         error_of(&loaded, "fifo.md"),
         "`fifo.md`: not a regular file (a FIFO, socket or device named like a post); it is skipped"
@@ -773,13 +728,13 @@ fn a_fifo_named_like_a_post_is_refused_without_blocking() {
 
 #[test]
 fn every_exported_file_of_the_catalogue_is_safe() {
-    let dir = catalogue();
-    add_generated(dir.path());
-    let (out, stdout, _) = export(dir.path(), "");
+    let site = catalogue();
+    add_generated(site.dir());
+    let (out, stdout, _) = export(site.dir(), "");
     let checked = assert_export_is_safe(&out.path().join("feeds"), false);
     assert!(checked > 50, "{checked} files checked; {stdout}");
     let (out, _, _) = export(
-        dir.path(),
+        site.dir(),
         "[content]\nallowed_iframe_hosts = [\"www.youtube-nocookie.com\"]\n",
     );
     assert_export_is_safe(&out.path().join("feeds"), true);
@@ -793,22 +748,19 @@ fn every_exported_file_of_the_sample_content_is_safe() {
 
 #[test]
 fn feeds_keep_full_content_newest_first_within_the_feed_budget() {
-    let dir = tempfile::tempdir().expect("tmp");
+    let site = Site::new();
     let body = "内容很长的段落。".repeat(2000); // ~48 KB of HTML each
     for day in 1..=9 {
-        support::write(
-            dir.path(),
+        site.post(
             &format!("p{day}.md"),
-            &support::post(
-                &format!("Post {day}"),
-                &format!("2024-05-0{day}"),
-                &["t"],
-                &body,
-            ),
+            &format!("Post {day}"),
+            &format!("2024-05-0{day}"),
+            &["t"],
+            &body,
         );
     }
     let (config, _) = load(
-        dir.path(),
+        site.dir(),
         "[feed]\nmax_entry_bytes = 65536\nmax_feed_bytes = 200000\n",
     );
     let snap = support::build(&config);
@@ -934,10 +886,10 @@ fn the_catalogue_table_names_every_committed_fixture() {
 
 #[test]
 fn a_banner_that_is_not_an_http_url_is_ignored_with_a_warning() {
-    let dir = catalogue();
+    let site = catalogue();
     for base in ["site", "post"] {
         let (_, loaded) = load(
-            dir.path(),
+            site.dir(),
             &format!("[content]\nbanner_base = \"{base}\"\n"),
         );
         assert_eq!(post(&loaded, "banner-javascript.md").banner, None, "{base}");

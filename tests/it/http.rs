@@ -1,30 +1,43 @@
 //! HTTP behaviour through the same `configure()` the binary uses, in process; plus one smoke
 //! test of the real binary on 127.0.0.1:0 with a real HTTP client.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{App, test as atest, web};
 use arc_swap::ArcSwap;
 use feedsmith::server::{self, AppState};
+use feedsmith::snapshot::Snapshot;
 
-use crate::support;
+use crate::support::{self, Bin, Site};
 
 const CACHE_CONTROL: &str = "max-age=300, stale-while-revalidate=3600";
 
+/// Server state over one snapshot.
+fn state(snapshot: Arc<Snapshot>) -> AppState {
+    AppState::new(Arc::new(ArcSwap::new(snapshot)), CACHE_CONTROL)
+}
+
+/// The app the binary serves, in process, over `state`.
+async fn app_for(
+    state: AppState,
+) -> impl actix_web::dev::Service<
+    actix_http::Request,
+    Response = actix_web::dev::ServiceResponse,
+    Error = actix_web::Error,
+> {
+    atest::init_service(App::new().configure(server::configure(web::Data::new(state)))).await
+}
+
+/// The app over the sample site.
 async fn app() -> impl actix_web::dev::Service<
     actix_http::Request,
     Response = actix_web::dev::ServiceResponse,
     Error = actix_web::Error,
 > {
-    let config = support::site_config(&support::root().join("content"));
-    let snapshot = support::build(&config);
-    let state = web::Data::new(AppState::new(
-        Arc::new(ArcSwap::new(snapshot)),
-        CACHE_CONTROL.to_string(),
-    ));
-    atest::init_service(App::new().configure(server::configure(state))).await
+    app_for(state(support::build(&support::sample_config()))).await
 }
 
 fn header_of(resp: &actix_web::dev::ServiceResponse, name: header::HeaderName) -> String {
@@ -290,18 +303,10 @@ async fn traversal_attempts_and_unknown_paths_are_plain_404s() {
 
 #[actix_web::test]
 async fn percent_encoded_unicode_tag_paths_work() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "a.md",
-        &support::post("A", "2024-01-01", &["内核", "C++"], "x"),
-    );
-    let config = support::config_for(dir.path(), "");
-    let state = web::Data::new(AppState::new(
-        Arc::new(ArcSwap::new(support::build(&config))),
-        CACHE_CONTROL.to_string(),
-    ));
-    let app = atest::init_service(App::new().configure(server::configure(state))).await;
+    let site = Site::new();
+    site.post("a.md", "A", "2024-01-01", &["内核", "C++"], "x");
+    let config = site.config("");
+    let app = app_for(state(support::build(&config))).await;
     for path in [
         "/tags/%E5%86%85%E6%A0%B8/rss.xml",
         "/tags/c%2B%2B/atom.xml",
@@ -347,49 +352,27 @@ async fn etags_are_equal_across_two_builds_of_the_same_content() {
     }
 }
 
-/// Kills the child when dropped, so a failing test leaves no server behind.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_real_binary_serves_a_feed_to_a_real_http_client() {
-    let mut child = Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_feedsmith"))
-            .args(["--config", "config.toml", "serve", "--bind", "127.0.0.1:0"])
-            .current_dir(support::root())
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("starts"),
-    );
-    let stdout = child.0.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("reads the address");
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("announces its address")
-        .to_string();
-    let (status, etag, body) = support::fetch(&format!("{base}rss.xml"));
+    let server = Bin::new()
+        .config("config.toml")
+        .cwd(support::root())
+        .env("RUST_LOG", "warn")
+        .timeout(Duration::from_secs(60))
+        .serve();
+    let url = |path: &str| server.url(path);
+    let (status, etag, body) = support::fetch(&url("rss.xml"));
     assert_eq!(status, 200);
     let body = String::from_utf8(body).expect("utf-8");
     assert!(body.contains("<rss version=\"2.0\""));
-    let resp = ureq::get(&format!("{base}rss.xml"))
+    let resp = ureq::get(&url("rss.xml"))
         .header("If-None-Match", &etag)
         .call()
         .expect("conditional GET");
     assert_eq!(resp.status(), 304);
     // Content-Length is set by the HTTP layer: check it on the wire for each coding.
     for coding in ["gzip", "br", "identity"] {
-        let mut resp = ureq::get(&format!("{base}tags/openeuler/atom.xml"))
+        let mut resp = ureq::get(&url("tags/openeuler/atom.xml"))
             .header("Accept-Encoding", coding)
             .call()
             .expect("GET");
@@ -403,40 +386,25 @@ fn the_real_binary_serves_a_feed_to_a_real_http_client() {
         assert_eq!(length, body.len(), "{coding}");
     }
     // SIGHUP reloads instead of killing; SIGTERM shuts down gracefully with exit code 0.
-    let pid = child.0.id().to_string();
-    let signal = |name: &str| {
-        let status = std::process::Command::new("kill")
-            .args([name, &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {name}");
-    };
-    signal("-HUP");
-    let resp = ureq::get(&format!("{base}healthz"))
+    server.signal("-HUP");
+    let resp = ureq::get(&url("healthz"))
         .call()
         .expect("still serving after SIGHUP");
     assert_eq!(resp.status(), 200);
-    let resp = ureq::head(&format!("{base}feed.json"))
-        .call()
-        .expect("HEAD");
+    let resp = ureq::head(&url("feed.json")).call().expect("HEAD");
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("content-length").is_some());
-    signal("-TERM");
-    let status = child.0.wait().expect("exits");
+    server.signal("-TERM");
+    let status = server.wait(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "graceful shutdown exits 0");
 }
 
 #[actix_web::test]
 async fn brotli_is_offered_only_once_its_body_is_ready() {
-    let config = support::site_config(&support::root().join("content"));
+    let config = support::sample_config();
     let loaded = feedsmith::content::load(&config).expect("loads");
-    let snap =
-        feedsmith::build::build(&config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
-            .expect("builds");
-    let snap = Arc::new(snap);
-    let store = Arc::new(ArcSwap::new(snap.clone()));
-    let state = web::Data::new(AppState::new(store, CACHE_CONTROL.to_string()));
-    let app = atest::init_service(App::new().configure(server::configure(state))).await;
+    let snap = Arc::new(support::build_loaded(&config, &loaded));
+    let app = app_for(state(snap.clone())).await;
     let before = get(&app, "/rss.xml", &[("Accept-Encoding", "br, gzip")]).await;
     assert_eq!(header_of(&before, header::CONTENT_ENCODING), "gzip");
     feedsmith::snapshot::fill_brotli(&snap);
@@ -446,18 +414,14 @@ async fn brotli_is_offered_only_once_its_body_is_ready() {
 
 #[actix_web::test]
 async fn brotli_is_made_on_demand_and_identity_is_kept_only_within_its_budget() {
-    let config = support::site_config(&support::root().join("content"));
+    let config = support::sample_config();
     let loaded = feedsmith::content::load(&config).expect("loads");
-    let snap = Arc::new(
-        feedsmith::build::build(&config, &loaded, chrono::Utc::now().fixed_offset(), None, 1)
-            .expect("builds"),
-    );
+    let snap = Arc::new(support::build_loaded(&config, &loaded));
     let (queue, queued) = std::sync::mpsc::channel();
-    let mut state = AppState::new(Arc::new(ArcSwap::new(snap.clone())), CACHE_CONTROL);
+    let mut state = state(snap.clone());
     state.brotli = Some(queue);
     state.identity_cache_bytes = 0;
-    let app =
-        atest::init_service(App::new().configure(server::configure(web::Data::new(state)))).await;
+    let app = app_for(state).await;
     let br = [("accept-encoding", "br, gzip")];
 
     // No brotli body yet: gzip now, and the file is queued for the background thread once.

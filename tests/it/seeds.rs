@@ -59,7 +59,7 @@ const SEEDS: &[Expected] = &[
 
 #[test]
 fn the_five_seed_posts_load_with_the_expected_fields() {
-    let config = support::site_config(&support::root().join("content"));
+    let config = support::sample_config();
     let loaded = support::load_with_bodies(&config);
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
@@ -107,7 +107,7 @@ fn the_five_seed_posts_load_with_the_expected_fields() {
 
 #[test]
 fn seed_bodies_give_gap_free_chinese_summaries_and_html() {
-    let config = support::site_config(&support::root().join("content"));
+    let config = support::sample_config();
     // Without its `summary` field the post gets an automatic one from the hard-wrapped body.
     let text =
         std::fs::read_to_string(support::fixture("seeds/001_dab2b9fc6be8bfb7.md")).expect("seed");

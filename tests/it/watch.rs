@@ -11,7 +11,7 @@ use feedsmith::publish::{Health, Publisher};
 use feedsmith::snapshot::SnapshotStore;
 use feedsmith::watch;
 
-use crate::support;
+use crate::support::{self, Site};
 
 struct Running {
     store: Arc<SnapshotStore>,
@@ -48,53 +48,37 @@ fn wait_for(store: &SnapshotStore, what: &str, f: impl Fn(&str) -> bool) {
 
 #[test]
 fn create_edit_rename_and_delete_are_published() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "first.md",
-        &support::post("First", "2024-01-01", &["t"], "x"),
-    );
-    let run = start(dir.path(), "");
+    let site = Site::new();
+    site.post("first.md", "First", "2024-01-01", &["t"], "x");
+    let run = start(site.dir(), "");
     assert!(rss(&run.store).contains("First"));
 
-    support::write(
-        dir.path(),
-        "a.md",
-        &support::post("Created", "2024-01-02", &["t"], "x"),
-    );
+    site.post("a.md", "Created", "2024-01-02", &["t"], "x");
     wait_for(&run.store, "created post", |r| r.contains("Created"));
 
     // An editor's atomic save: write a temp file, rename it over the post.
-    support::write(
-        dir.path(),
-        ".a.md.swp",
-        &support::post("Edited", "2024-01-02", &["t"], "x"),
-    );
-    std::fs::rename(dir.path().join(".a.md.swp"), dir.path().join("a.md")).expect("rename");
+    site.post(".a.md.swp", "Edited", "2024-01-02", &["t"], "x");
+    std::fs::rename(site.dir().join(".a.md.swp"), site.dir().join("a.md")).expect("rename");
     wait_for(&run.store, "edited post", |r| {
         r.contains("Edited") && !r.contains("Created")
     });
 
-    std::fs::rename(dir.path().join("a.md"), dir.path().join("b.md")).expect("rename");
+    std::fs::rename(site.dir().join("a.md"), site.dir().join("b.md")).expect("rename");
     wait_for(&run.store, "renamed post", |r| {
         r.contains("/b.html") && !r.contains("/a.html")
     });
 
-    std::fs::remove_file(dir.path().join("b.md")).expect("rm");
+    std::fs::remove_file(site.dir().join("b.md")).expect("rm");
     wait_for(&run.store, "deleted post", |r| !r.contains("Edited"));
     assert!(rss(&run.store).contains("First"));
 }
 
 #[test]
 fn new_subdirectories_and_files_created_right_after_mkdir_are_seen() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let run = start(dir.path(), "");
-    std::fs::create_dir_all(dir.path().join("zh/news/新 目录")).expect("mkdir");
-    support::write(
-        dir.path(),
-        "zh/news/新 目录/p.md",
-        &support::post("Deep", "2024-01-01", &["t"], "x"),
-    );
+    let site = Site::new();
+    let run = start(site.dir(), "");
+    std::fs::create_dir_all(site.dir().join("zh/news/新 目录")).expect("mkdir");
+    site.post("zh/news/新 目录/p.md", "Deep", "2024-01-01", &["t"], "x");
     wait_for(&run.store, "post in a new directory", |r| {
         r.contains("Deep")
     });
@@ -105,24 +89,26 @@ fn new_subdirectories_and_files_created_right_after_mkdir_are_seen() {
         "moved/m.md",
         &support::post("Moved in", "2024-01-02", &["t"], "x"),
     );
-    std::fs::rename(outside.path().join("moved"), dir.path().join("moved")).expect("move dir in");
+    std::fs::rename(outside.path().join("moved"), site.dir().join("moved")).expect("move dir in");
     wait_for(&run.store, "post in a moved-in directory", |r| {
         r.contains("Moved in")
     });
-    std::fs::remove_dir_all(dir.path().join("moved")).expect("rm dir");
+    std::fs::remove_dir_all(site.dir().join("moved")).expect("rm dir");
     wait_for(&run.store, "removed directory", |r| !r.contains("Moved in"));
 }
 
 #[test]
 fn a_burst_of_a_thousand_files_leads_to_few_rebuilds_and_the_final_state() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let run = start(dir.path(), "");
+    let site = Site::new();
+    let run = start(site.dir(), "");
     let before = run.store.load().generation;
     for i in 0..1000 {
-        support::write(
-            dir.path(),
+        site.post(
             &format!("burst/p{i:04}.md"),
-            &support::post(&format!("Burst {i}"), "2024-01-01", &["t"], "x"),
+            &format!("Burst {i}"),
+            "2024-01-01",
+            &["t"],
+            "x",
         );
     }
     support::eventually(30, "all 1000 posts", || {
@@ -134,14 +120,10 @@ fn a_burst_of_a_thousand_files_leads_to_few_rebuilds_and_the_final_state() {
 
 #[test]
 fn an_invalid_edit_keeps_the_last_good_version_and_is_reported_until_fixed() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "p.md",
-        &support::post("Good version", "2024-01-01", &["t"], "x"),
-    );
-    let run = start(dir.path(), "");
-    std::fs::write(dir.path().join("p.md"), "---\ntitle: [broken\n---\n").expect("write");
+    let site = Site::new();
+    site.post("p.md", "Good version", "2024-01-01", &["t"], "x");
+    let run = start(site.dir(), "");
+    std::fs::write(site.dir().join("p.md"), "---\ntitle: [broken\n---\n").expect("write");
     support::eventually(20, "problem reported", || {
         (!run.store.load().problems.is_empty()).then_some(())
     });
@@ -156,39 +138,23 @@ fn an_invalid_edit_keeps_the_last_good_version_and_is_reported_until_fixed() {
         rss(&run.store).contains("Good version"),
         "last good version still served"
     );
-    support::write(
-        dir.path(),
-        "p.md",
-        &support::post("Fixed version", "2024-01-01", &["t"], "x"),
-    );
+    site.post("p.md", "Fixed version", "2024-01-01", &["t"], "x");
     wait_for(&run.store, "fixed post", |r| r.contains("Fixed version"));
     assert!(run.store.load().problems.is_empty());
 }
 
 #[test]
 fn an_edit_does_not_change_the_etag_of_a_tag_feed_it_is_not_in() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "a.md",
-        &support::post("A", "2024-01-01", &["x"], "one"),
-    );
-    support::write(
-        dir.path(),
-        "b.md",
-        &support::post("B", "2024-01-02", &["y"], "two"),
-    );
-    let run = start(dir.path(), "");
+    let site = Site::new();
+    site.post("a.md", "A", "2024-01-01", &["x"], "one");
+    site.post("b.md", "B", "2024-01-02", &["y"], "two");
+    let run = start(site.dir(), "");
     let snap = run.store.load();
     let (x, y) = (
         snap.files["tags/x/rss.xml"].clone(),
         snap.files["tags/y/rss.xml"].clone(),
     );
-    support::write(
-        dir.path(),
-        "a.md",
-        &support::post("A", "2024-01-01", &["x"], "one, edited"),
-    );
+    site.post("a.md", "A", "2024-01-01", &["x"], "one, edited");
     support::eventually(20, "tag x rebuilt", || {
         (run.store.load().files["tags/x/rss.xml"].hash != x.hash).then_some(())
     });
@@ -205,22 +171,17 @@ fn an_edit_does_not_change_the_etag_of_a_tag_feed_it_is_not_in() {
 
 #[test]
 fn a_scheduled_post_appears_when_its_time_comes_without_a_file_change() {
-    let dir = tempfile::tempdir().expect("tmp");
+    let site = Site::new();
     let due = chrono::Utc::now() + chrono::Duration::seconds(2);
-    support::write(
-        dir.path(),
+    site.write(
         "soon.md",
         &format!(
             "---\ntitle: Scheduled\ndate: {}\n---\nx\n",
             due.to_rfc3339()
         ),
     );
-    support::write(
-        dir.path(),
-        "now.md",
-        &support::post("Now", "2024-01-01", &["t"], "x"),
-    );
-    let run = start(dir.path(), "");
+    site.post("now.md", "Now", "2024-01-01", &["t"], "x");
+    let run = start(site.dir(), "");
     assert!(!rss(&run.store).contains("Scheduled"));
     assert!(run.store.load().next_due.is_some());
     wait_for(&run.store, "scheduled post", |r| r.contains("Scheduled"));
@@ -256,15 +217,17 @@ fn a_deleted_and_recreated_content_dir_is_watched_again() {
 
 #[test]
 fn concurrent_gets_during_continuous_rebuilds_always_match_their_etag() {
-    let dir = tempfile::tempdir().expect("tmp");
+    let site = Site::new();
     for i in 0..20 {
-        support::write(
-            dir.path(),
+        site.post(
             &format!("p{i}.md"),
-            &support::post(&format!("P{i}"), "2024-01-01", &["t"], "x"),
+            &format!("P{i}"),
+            "2024-01-01",
+            &["t"],
+            "x",
         );
     }
-    let run = start(dir.path(), "");
+    let run = start(site.dir(), "");
     let store = run.store.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || {
@@ -287,7 +250,7 @@ fn concurrent_gets_during_continuous_rebuilds_always_match_their_etag() {
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let stop = stop.clone();
-        let dir = dir.path().to_path_buf();
+        let dir = site.dir().to_path_buf();
         std::thread::spawn(move || {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
@@ -347,56 +310,36 @@ fn concurrent_gets_during_continuous_rebuilds_always_match_their_etag() {
 
 #[test]
 fn a_rescan_picks_up_changes_and_reparses_nothing_else() {
-    let dir = tempfile::tempdir().expect("tmp");
+    let site = Site::new();
     for name in ["a", "b"] {
-        support::write(
-            dir.path(),
-            &format!("{name}.md"),
-            &support::post(name, "2024-01-01", &["t"], "x"),
-        );
+        site.post(&format!("{name}.md"), name, "2024-01-01", &["t"], "x");
     }
-    let config = support::config_for(dir.path(), "");
+    let config = site.config("");
     let mut publisher = Publisher::new(config);
     publisher.rebuild(None).expect("first build");
     assert_eq!(publisher.rescan().expect("rescan").files_changed, 0);
-    support::write(
-        dir.path(),
-        "b.md",
-        &support::post("b edited", "2024-01-01", &["t"], "longer body"),
-    );
+    site.post("b.md", "b edited", "2024-01-01", &["t"], "longer body");
     assert_eq!(publisher.rescan().expect("rescan").files_changed, 1);
     assert!(rss(&publisher.store()).contains("b edited"));
 }
 
 #[test]
 fn poll_mode_sees_changes_without_notifications() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let run = start(dir.path(), "mode = \"poll\"\npoll_interval_ms = 100\n");
-    support::write(
-        dir.path(),
-        "p.md",
-        &support::post("Polled", "2024-01-01", &["t"], "x"),
-    );
+    let site = Site::new();
+    let run = start(site.dir(), "mode = \"poll\"\npoll_interval_ms = 100\n");
+    site.post("p.md", "Polled", "2024-01-01", &["t"], "x");
     wait_for(&run.store, "post seen by polling", |r| r.contains("Polled"));
     // Same size, same second: only a content comparison notices this edit.
-    support::write(
-        dir.path(),
-        "p.md",
-        &support::post("Pollee", "2024-01-01", &["t"], "x"),
-    );
+    site.post("p.md", "Pollee", "2024-01-01", &["t"], "x");
     wait_for(&run.store, "edit seen by polling", |r| r.contains("Pollee"));
 }
 
 #[test]
 fn healthz_is_degraded_while_a_post_is_broken() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "ok.md",
-        &support::post("Fine", "2024-01-01", &["t"], "x"),
-    );
-    support::write(dir.path(), "bad.md", "---\ntitle: Missing date\n---\n");
-    let run = start(dir.path(), "");
+    let site = Site::new();
+    site.post("ok.md", "Fine", "2024-01-01", &["t"], "x");
+    site.write("bad.md", "---\ntitle: Missing date\n---\n");
+    let run = start(site.dir(), "");
     let mut state = feedsmith::server::AppState::new(run.store.clone(), "max-age=60");
     state.health = run.health.clone();
     run.health.set(
@@ -432,20 +375,20 @@ fn healthz_is_degraded_while_a_post_is_broken() {
 /// quiet, yet a rebuild must come at least every `10 × debounce_ms` while it goes on.
 #[test]
 fn a_file_rewritten_in_a_loop_is_published_at_least_every_ten_debounces() {
-    let dir = tempfile::tempdir().expect("tmp");
+    let site = Site::new();
     // Odd versions are written in place, even ones saved atomically (temp file + rename).
     let write = |n: usize| {
         let text = support::post(&format!("Version {n}"), "2024-01-01", &["t"], "x");
         if n % 2 == 1 {
-            support::write(dir.path(), "hot.md", &text);
+            site.write("hot.md", &text);
         } else {
-            support::write(dir.path(), ".hot.md.tmp", &text);
-            std::fs::rename(dir.path().join(".hot.md.tmp"), dir.path().join("hot.md"))
+            site.write(".hot.md.tmp", &text);
+            std::fs::rename(site.dir().join(".hot.md.tmp"), site.dir().join("hot.md"))
                 .expect("rename");
         }
     };
     write(0);
-    let run = start(dir.path(), ""); // debounce 50 ms: at most 500 ms between rebuilds
+    let run = start(site.dir(), ""); // debounce 50 ms: at most 500 ms between rebuilds
     let limit = std::time::Duration::from_millis(500);
     let writing = std::time::Duration::from_secs(4);
     let started = std::time::Instant::now();
@@ -483,13 +426,9 @@ fn a_file_rewritten_in_a_loop_is_published_at_least_every_ten_debounces() {
 
 #[test]
 fn deleting_20000_files_is_quickly_reflected_and_is_no_error() {
-    let dir = tempfile::tempdir().expect("tmp");
-    support::write(
-        dir.path(),
-        "keep.md",
-        &support::post("Kept", "2024-01-01", &[], "x"),
-    );
-    let bulk = dir.path().join("bulk");
+    let site = Site::new();
+    site.post("keep.md", "Kept", "2024-01-01", &[], "x");
+    let bulk = site.dir().join("bulk");
     for i in 0..20_000 {
         support::write(
             &bulk,
@@ -497,7 +436,7 @@ fn deleting_20000_files_is_quickly_reflected_and_is_no_error() {
             &format!("---\ntitle: Bulk {i}\ndate: 2024-02-01\n---\nx\n"),
         );
     }
-    let run = start(dir.path(), "");
+    let run = start(site.dir(), "");
     assert_eq!(run.store.load().posts, 20_001);
     let started = std::time::Instant::now();
     std::fs::remove_dir_all(&bulk).expect("rm -rf");
