@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use ammonia::{Builder, UrlRelative};
 use url::Url;
 
-use crate::text::absolutize;
+use crate::text::{absolutize, map_srcset};
 
 /// Kept elements and the attributes each keeps (besides [`GENERIC_ATTRIBUTES`]).
 pub const TAGS: &[(&str, &[&str])] = &[
@@ -302,24 +302,12 @@ fn filter_attribute<'u>(
             };
             allowed.then(|| Cow::Owned(String::from(url)))
         }
-        "srcset" => {
-            let candidates: Vec<String> = value
-                .split(',')
-                .filter_map(|candidate| {
-                    let candidate = candidate.trim();
-                    let (url, descriptor) = candidate
-                        .split_once(char::is_whitespace)
-                        .unwrap_or((candidate, ""));
-                    let url =
-                        resolve(context, url).filter(|u| matches!(u.scheme(), "http" | "https"))?;
-                    Some(match descriptor.trim() {
-                        "" => String::from(url),
-                        d => format!("{url} {d}"),
-                    })
-                })
-                .collect();
-            (!candidates.is_empty()).then(|| Cow::Owned(candidates.join(", ")))
-        }
+        "srcset" => map_srcset(value, |url| {
+            resolve(context, url)
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .map(String::from)
+        })
+        .map(Cow::Owned),
         "style" => filter_style(value).map(Cow::Owned),
         _ => Some(Cow::Borrowed(value)),
     }

@@ -121,3 +121,23 @@ pub fn absolutize(href: &str, post_url: &Url, site: &Url) -> Option<String> {
     };
     joined.ok().map(String::from)
 }
+
+/// Rewrites the URL of each candidate of a `srcset` (`a.png 1x, b.png 2x`) with `f`,
+/// keeping its descriptor; candidates `f` refuses are dropped. `None` when none is left.
+pub fn map_srcset(srcset: &str, mut f: impl FnMut(&str) -> Option<String>) -> Option<String> {
+    let candidates: Vec<String> = srcset
+        .split(',')
+        .filter_map(|candidate| {
+            let candidate = candidate.trim();
+            let (url, descriptor) = candidate
+                .split_once(char::is_whitespace)
+                .unwrap_or((candidate, ""));
+            let url = f(url)?;
+            Some(match descriptor.trim() {
+                "" => url,
+                d => format!("{url} {d}"),
+            })
+        })
+        .collect();
+    (!candidates.is_empty()).then(|| candidates.join(", "))
+}

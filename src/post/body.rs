@@ -8,25 +8,13 @@ use url::Url;
 use super::{Body, Post, split};
 use crate::compress::Html;
 use crate::config::Config;
-use crate::text::{absolutize, collapse_whitespace, is_cjk, normalize, truncate};
+use crate::text::{absolutize, collapse_whitespace, is_cjk, map_srcset, normalize, truncate};
 
 fn absolutize_srcset(srcset: &str, post_url: &Url, site: &Url) -> String {
-    srcset
-        .split(',')
-        .map(|candidate| {
-            let candidate = candidate.trim();
-            let (url, descriptor) = candidate
-                .split_once(char::is_whitespace)
-                .unwrap_or((candidate, ""));
-            let url = absolutize(url, post_url, site).unwrap_or_else(|| url.to_string());
-            if descriptor.is_empty() {
-                url
-            } else {
-                format!("{url} {}", descriptor.trim())
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    map_srcset(srcset, |url| {
+        Some(absolutize(url, post_url, site).unwrap_or_else(|| url.to_string()))
+    })
+    .unwrap_or_default()
 }
 
 /// Makes every URL attribute in `html` absolute (Markdown output and raw HTML alike).
