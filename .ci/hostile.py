@@ -211,26 +211,33 @@ def attack(port, conns, requests):
     return socks
 
 
+def exchange(port, request):
+    """Sends REQUEST on a new connection: (status codes, raw answer, closed by the server)."""
+    s = connect(port)
+    s.sendall(request)
+    data, closed = read_until_closed(s)
+    s.close()
+    return status_codes(data), data, closed
+
+
 def smuggling(binary):
     srv = Server(binary)
     try:
-        s = connect(srv.port)
-        s.sendall(
+        codes, _, closed = exchange(
+            srv.port,
             b"POST /rss.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"0\r\n\r\n"
-            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
         )
-        data, closed = read_until_closed(s)
-        s.close()
-        codes = status_codes(data)
         print("  answers: %s, closed by server: %s" % (codes, closed))
         check(codes == [400], "Content-Length with Transfer-Encoding: one 400, the smuggled request unanswered")
         check(closed, "the connection is closed after it (RFC 9112 6.1)")
-        s = connect(srv.port)
-        s.sendall(b"GET /rss.xml HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        data, closed = read_until_closed(s)
-        s.close()
-        check(status_codes(data) == [413] and closed, "a chunked request body: 413, closed, nothing after it answered")
+        codes, _, closed = exchange(
+            srv.port,
+            b"GET /rss.xml HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        check(codes == [413] and closed, "a chunked request body: 413, closed, nothing after it answered")
     finally:
         srv.kill()
 
@@ -238,21 +245,12 @@ def smuggling(binary):
 def host(binary):
     srv = Server(binary)
     try:
-        s = connect(srv.port)
-        s.sendall(b"GET /rss.xml HTTP/1.1\r\n\r\n")
-        data, closed = read_until_closed(s)
-        s.close()
-        check(status_codes(data) == [400] and closed, "HTTP/1.1 without Host: 400 and closed (RFC 9112 3.2)")
-        s = connect(srv.port)
-        s.sendall(b"GET /rss.xml HTTP/1.0\r\n\r\n")
-        data, _ = read_until_closed(s)
-        s.close()
+        codes, _, closed = exchange(srv.port, b"GET /rss.xml HTTP/1.1\r\n\r\n")
+        check(codes == [400] and closed, "HTTP/1.1 without Host: 400 and closed (RFC 9112 3.2)")
+        _, data, _ = exchange(srv.port, b"GET /rss.xml HTTP/1.0\r\n\r\n")
         check(data.startswith(b"HTTP/1.0 200") or data.startswith(b"HTTP/1.1 200"), "HTTP/1.0 without Host: 200")
-        s = connect(srv.port)
-        s.sendall(b"GET /rss.xml HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
-        data, closed = read_until_closed(s)
-        s.close()
-        check(status_codes(data) == [400] and closed, "two Host fields: 400 and closed")
+        codes, _, closed = exchange(srv.port, b"GET /rss.xml HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        check(codes == [400] and closed, "two Host fields: 400 and closed")
     finally:
         srv.kill()
 
@@ -260,17 +258,17 @@ def host(binary):
 def body(binary):
     srv = Server(binary)
     try:
-        s = connect(srv.port)
-        s.sendall(b"GET /rss.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"a" * 100000)
-        data, closed = read_until_closed(s)
-        s.close()
-        check(status_codes(data) == [413] and closed, "a body over the limit: 413 and closed")
-        s = connect(srv.port)
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
-                  b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data, closed = read_until_closed(s)
-        s.close()
-        check(status_codes(data) == [200, 200], "a small body is skipped and the next request answered")
+        codes, _, closed = exchange(
+            srv.port,
+            b"GET /rss.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"a" * 100000,
+        )
+        check(codes == [413] and closed, "a body over the limit: 413 and closed")
+        codes, _, _ = exchange(
+            srv.port,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        check(codes == [200, 200], "a small body is skipped and the next request answered")
     finally:
         srv.kill()
 
