@@ -1,0 +1,219 @@
+"""BENCHMARKS.md from the raw CSVs in bench/runs/ (the newest run of each benchmark) and the
+prose in bench/BENCHMARKS.template.md. Every figure is computed here from raw rows.
+
+The template has one block per benchmark, `<!-- section NAME -->` ... `<!-- end NAME -->`,
+with placeholders `{{NAME.part}}`; a block whose benchmark has no raw data is left out and
+named where the template says `{{pending}}`. `{{machine}}` is the machine table."""
+import collections
+import csv
+import pathlib
+import re
+
+import harness as h
+
+TEMPLATE = h.BENCH / "BENCHMARKS.template.md"
+BLOCK = re.compile(r"<!-- section (\S+) -->\n(.*?)<!-- end \1 -->\n", re.S)
+
+
+class Data:
+    """The raw rows of one benchmark run."""
+
+    def __init__(self, path):
+        self.path = path
+        rows = h.read_rows(path)
+        self.env = {r["metric"]: r["value"] for r in rows if r["case"] == "env"}
+        self.rows = [r for r in rows if r["case"] != "env"]
+
+    def cases(self):
+        return list(dict.fromkeys(r["case"] for r in self.rows))
+
+    def values(self, case, subject, metric):
+        return [float(r["value"]) for r in self.rows
+                if (r["case"], r["subject"], r["metric"]) == (case, subject, metric)]
+
+    def median(self, case, subject, metric):
+        return h.summary(self.values(case, subject, metric))[0]
+
+    def cell(self, case, subject, metric, digits=2):
+        """'median (min–max)' of the runs, or the one value."""
+        v = self.values(case, subject, metric)
+        if not v:
+            return "–"
+        med, lo, hi = h.summary(v)
+        return num(med, digits) if lo == hi and len(v) == 1 else f"{num(med, digits)} ({num(lo, digits)}–{num(hi, digits)})"
+
+    def meta(self, key):
+        return next(r["meta"][key] for r in self.rows if key in r["meta"])
+
+    def when(self):
+        e = self.env
+        return (f"Measured {e['started'][:10]} {e['started'][11:19]}–{e['ended'][11:19]} UTC from commit `{e['commit']}`; "
+                f"load average {e['loadavg_start']} at the start, {e['loadavg_end']} at the end; raw rows: "
+                f"[`{self.path.relative_to(h.ROOT)}`]({self.path.relative_to(h.ROOT)}).")
+
+
+def num(x, digits=2):
+    return f"{x:,.{digits}f}"
+
+
+def ratio(a, b):
+    return num(h.ratio(a, b), 2)
+
+
+def table(header, rows, right_from=1):
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join("---" if i < right_from else "---:" for i in range(len(header))) + "|"]
+    return "\n".join(out + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+
+
+# ---- per benchmark -------------------------------------------------------------------------
+def ab_export(d):
+    subjects = list(dict.fromkeys(r["subject"] for r in d.rows))
+    a, b = subjects
+    runs = sorted({int(r["run"]) for r in d.rows})
+    per_run = lambda s: dict(zip(runs, d.values("export", s, "wall")))
+    wa, wb = per_run(a), per_run(b)
+    return {
+        "posts": num(int(d.meta("posts")), 0), "tags": num(int(d.meta("tags")), 0), "runs": len(runs),
+        "a": a, "b": b, "binary_a": d.env[f"binary_{a}"], "binary_b": d.env[f"binary_{b}"],
+        "table": table(["binary", "wall s", "CPU s (user + sys)", "peak RSS MiB"],
+                       [[f"{s} ({'A' if s == a else 'B'})", d.cell("export", s, "wall"), d.cell("export", s, "cpu"),
+                         d.cell("export", s, "rss", 0)] for s in (a, b)]),
+        "ratio": ratio(d.median("export", b, "wall"), d.median("export", a, "wall")),
+        "cpu_ratio": ratio(d.median("export", b, "cpu"), d.median("export", a, "cpu")),
+        "runs_table": table(["run", f"{a} wall s", f"{b} wall s", f"{b}/{a}"],
+                            [[r, num(wa[r]), num(wb[r]), ratio(wb[r], wa[r])] for r in runs]),
+    }
+
+
+def stages(d):
+    def time(case, group):
+        med = d.values(case, group, "median")[0]
+        lo, hi = d.values(case, group, "median_ci_low")[0], d.values(case, group, "median_ci_high")[0]
+        return med, f"{num(med / 1000, 1)} µs ({num(lo / 1000, 1)}–{num(hi / 1000, 1)})"
+
+    seeds = [c.split("/", 1)[1] for c in d.cases() if c.startswith("body/")]
+    rows = []
+    for seed in seeds:
+        (s, s_txt), (u, u_txt) = time(f"body/{seed}", "body"), time(f"body_unsanitized/{seed}", "body_unsanitized")
+        size = int(d.values(f"body/{seed}", "body", "throughput")[0])
+        rows.append([seed, num(size, 0), s_txt, u_txt, f"{num((s - u) / 1000, 1)} µs", f"{num((s - u) / u * 100, 0)} %"])
+    return {"table": table(["seed", "input B", "`body` (sanitized)", "`body_unsanitized`", "difference",
+                            "difference / unsanitized"], rows),
+            "criterion": d.env["criterion"]}
+
+
+def serve(d):
+    paths = list(dict.fromkeys(c.split(" ", 1)[1] for c in d.cases() if " " in c))
+    rows = []
+    for path in paths:
+        for kind, label in (("plain", "plain"), ("gzip", "gzip"), ("304", "304 (gzip ETag)")):
+            case = f"{kind} {path}"
+            size = d.values(case, "feedsmith", "bytes")
+            fr, nr = d.median(case, "feedsmith", "rps"), d.median(case, "nginx", "rps")
+            fp, np_ = d.median(case, "feedsmith", "p99"), d.median(case, "nginx", "p99")
+            rows.append([f"`{path}`", label, num(size[0], 0) if size else 0,
+                         d.cell(case, "feedsmith", "rps", 0), d.cell(case, "nginx", "rps", 0), ratio(fr, nr),
+                         d.cell(case, "feedsmith", "p99"), d.cell(case, "nginx", "p99"), ratio(fp, np_)])
+    errors = sum(float(r["value"]) for r in d.rows if r["metric"] in ("non2xx3xx", "socket_errors"))
+    m = {k: d.meta(k) for k in ("content", "workers", "threads", "connections", "duration_s", "warmup_s")}
+    return {**m, "content": m["content"].replace("_", " "),
+            "runs": max(int(r["run"]) for r in d.rows if r["run"]), "nginx": d.env["nginx"], "wrk": d.env["wrk"],
+            "errors": "none" if not errors else f"{errors:.0f} (see the raw rows)",
+            "table": table(["feed", "case", "bytes", "feedsmith req/s", "nginx req/s", "req/s fs/nginx",
+                            "feedsmith p99 ms", "nginx p99 ms", "p99 fs/nginx"], rows, right_from=2),
+            "rss": num(d.values("after", "feedsmith", "rss")[0], 1)}
+
+
+def scale(d):
+    cases = [c for c in d.cases() if "/" in c]
+    label = lambda c: " / ".join(num(int(x), 0) for x in c.split("/"))
+    hugo = any(r["subject"] == "hugo" for r in d.rows)
+    fs, hg = "feedsmith export", "hugo"
+    export_rows, serve_rows = [], []
+    for c in cases:
+        row = [label(c), num(d.values(c, "corpus", "bytes")[0] / 2**20, 0),
+               f"{d.cell(c, fs, 'feeds', 0)} / {d.cell(c, fs, 'files', 0)}"]
+        for metric, digits in (("wall", 2), ("cpu", 2), ("rss", 0)):
+            row.append(d.cell(c, fs, metric, digits))
+            if hugo:
+                row += [d.cell(c, hg, metric, digits), ratio(d.median(c, hg, metric), d.median(c, fs, metric))]
+        if hugo:
+            row.insert(3, f"{d.cell(c, hg, 'feeds', 0)} / {d.cell(c, hg, 'files', 0)}")
+        export_rows.append(row)
+        s = "feedsmith serve"
+        if d.values(c, s, "startup"):
+            serve_rows.append([label(c)] + [d.cell(c, s, m, dg) for m, dg in (
+                ("startup", 2), ("startup_cpu", 2), ("load", 2), ("rss_loaded", 0), ("rss_gzip", 0), ("rss_brotli", 0),
+                ("rss_identity", 0), ("hwm", 0), ("idle_cpu", 1), ("rebuilds_after_start", 0))])
+    head = ["posts / tags", "corpus MiB", "feedsmith feeds / files"]
+    if hugo:
+        head += ["Hugo feeds / files"]
+    for what in ("wall s", "CPU s", "peak RSS MiB"):
+        head += [f"feedsmith {what}"] + ([f"Hugo {what}", "Hugo/fs"] if hugo else [])
+    bad = sum(float(r["value"]) for r in d.rows if r["metric"] in ("non_200", "polling"))
+    return {"runs": d.meta("runs"), "hugo": d.env.get("hugo", "not run").split(" BuildDate")[0],
+            "corpora": ", ".join(label(c) for c in cases),
+            "export_table": table(head, export_rows, right_from=1),
+            "serve_table": table(["posts / tags", "exec → first 200 s", "CPU s by then", "load (log) s",
+                                  "VmRSS loaded MiB", "+ all gzip", "+ all brotli", "+ all identity", "VmHWM MiB",
+                                  "idle CPU %", "rebuilds after start"], serve_rows) if serve_rows else
+            "_Not measured in this run (`--no-serve`)._",
+            "problems": "none" if not bad else f"{bad:.0f} non-200 responses or polling fallbacks (see the raw rows)"}
+
+
+def latency(d):
+    rows = []
+    for case in d.cases():
+        v = d.values(case, "feedsmith serve", "latency")
+        timeouts = len(d.values(case, "feedsmith serve", "timeout"))
+        rows.append([case.split(" ", 1)[1], f"{len(v)} of {len(v) + timeouts}", num(h.summary(v)[0], 1),
+                     *(num(h.percentile(v, p), 1) for p in (90, 99)), num(min(v), 1), num(max(v), 1)])
+    return {"posts": num(int(d.meta("posts")), 0), "tags": d.meta("tags"),
+            "table": table(["debounce", "edits seen", "median ms", "p90 ms", "p99 ms", "min ms", "max ms"], rows)}
+
+
+SECTIONS = {"ab-export": ab_export, "stages": stages, "serve": serve, "scale": scale, "latency": latency}
+
+
+def machine(run_dir):
+    with open(run_dir / "machine.csv", newline="") as f:
+        m = dict(list(csv.reader(f))[1:])
+    mem = int(m["mem_total_kb"])
+    return table(["", ""], [
+        ["CPUs", f"{m['nproc']} (`nproc`); \"{m['cpu_model']}\", {m['cpu_mhz']} MHz, {m['cpu_cache']} cache, "
+                 f"{m['cpu_simd'] or 'no AVX2'}; {'a VM' if m['hypervisor'] == 'yes' else 'bare metal'}"],
+        ["memory", f"{num(mem, 0)} kB MemTotal ({mem / 2**20:.1f} GiB), swap {num(int(m['swap_total_kb']), 0)} kB"],
+        ["OS", f"{m['os']}, Linux {m['kernel']}"],
+        ["toolchain", f"{m['rustc']}; Python {m['python']}"],
+        ["inotify", f"`max_user_watches` {m['inotify_max_user_watches']}, "
+                    f"`max_queued_events` {m['inotify_max_queued_events']}"],
+    ], right_from=2)
+
+
+def write(out):
+    newest = {}
+    for path in sorted(h.RUNS.glob("*/*.csv")):
+        if path.stem in SECTIONS:
+            newest[path.stem] = path  # run dirs sort by date
+    text = TEMPLATE.read_text()
+    pending = []
+
+    def section(m):
+        name, body = m[1], m[2]
+        if name not in newest:
+            pending.append(name)
+            return ""
+        d = Data(newest[name])
+        values = {**SECTIONS[name](d), "when": d.when()}
+        return re.sub(r"\{\{" + re.escape(name) + r"\.(\w+)\}\}", lambda p: str(values[p[1]]), body)
+
+    text = BLOCK.sub(section, text)
+    runs = sorted({p.parent for p in newest.values()})
+    text = text.replace("{{machine}}", machine(runs[-1]) if runs else "_No raw data._")
+    text = text.replace("{{runs}}", ", ".join(f"`{r.relative_to(h.ROOT)}`" for r in runs) or "none")
+    text = text.replace("{{pending}}", ", ".join(f"`{p}`" for p in pending) if pending else "none")
+    if left := re.findall(r"\{\{[\w.-]+\}\}", text):
+        raise SystemExit(f"unfilled placeholders in {TEMPLATE.name}: {', '.join(sorted(set(left)))}")
+    out.write_text(text)
+    h.log(f"wrote {out} from {len(newest)} raw files; without data: {', '.join(pending) or 'none'}")
