@@ -148,7 +148,7 @@ def scale(args, work):
         try:
             for run in range(1, args.runs + 1):
                 h.warm(c)
-                t = export(BIN, config, out, cwd=work)
+                t = export(args.bin, config, out, cwd=work)
                 feeds = re.search(r"exported (\d+) feeds", t["stdout"])
                 measured = [("feedsmith export", t, int(feeds[1]) if feeds else 0, out)]
                 if not args.no_hugo:
@@ -163,7 +163,7 @@ def scale(args, work):
                                                 ("files", sum(1 for p in d.rglob("*") if p.is_file()), "")):
                         rec.add(case, subject, run, metric, value, unit)
             for run in range(1, args.runs + 1) if not args.no_serve else ():
-                scale_serve(args, rec, case, BIN, config, out, c, run)
+                scale_serve(args, rec, case, args.bin, config, out, c, run)
         finally:
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(hout, ignore_errors=True)
@@ -211,10 +211,10 @@ def serve(args, work):
     else:
         config, content = h.ROOT / "config.toml", f"sample content/ ({len(list(h.md_files(h.ROOT / 'content')))} posts)"
     export_dir = work / "export"
-    export(BIN, config, export_dir, cwd=h.ROOT)
+    export(args.bin, config, export_dir, cwd=h.ROOT)
     tag = args.tag or max((export_dir / "tags").glob("*/rss.xml"), key=lambda p: (p.stat().st_size, p)).parent.name
     paths = ["/rss.xml", "/" + urllib.parse.quote(f"tags/{tag}/rss.xml")]
-    with h.feedsmith_serve(BIN, config, work) as fs:
+    with h.feedsmith_serve(args.bin, config, work) as fs:
         fs.wait_up("/healthz")
         workers = re.search(r"starting (\d+) workers", fs.text())
         workers = int(workers[1]) if workers else os.cpu_count()
@@ -270,7 +270,7 @@ def latency(args, work):
 
     save(0)
     try:
-        with h.feedsmith_serve(BIN, config, work) as s:
+        with h.feedsmith_serve(args.bin, config, work) as s:
             s.wait_up("/rss.xml", status=200)
             conn = h.http.client.HTTPConnection(h.HOST, s.port, timeout=5)
             etag = lambda inm=None: h.get(s.port, "/rss.xml", {"If-None-Match": inm} if inm else {}, conn)[1].get("etag")
@@ -325,6 +325,7 @@ def stages(args, work):
 # ---- CLI -----------------------------------------------------------------------------------
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=str(BIN), help="feedsmith binary for scale, serve and latency (default: %(default)s)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ab-export", help="export time of binaries A and B, runs interleaved (A, B, A, B, ...)")
@@ -378,8 +379,8 @@ def main():
 
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups
-    if args.command in ("scale", "serve", "latency") and not os.access(BIN, os.X_OK):
-        sys.exit(f"no binary at {BIN}: cargo build --release --locked first")
+    if args.command in ("scale", "serve", "latency") and not os.access(args.bin, os.X_OK):
+        sys.exit(f"no binary at {args.bin}: cargo build --release --locked first")
     with tempfile.TemporaryDirectory(prefix="feedsmith-suite.") as work:
         args.run(args, pathlib.Path(work))
 
