@@ -133,7 +133,9 @@ class Recorder:
         self.benchmark, self.meta, self.rows = benchmark, meta, []
         self.dir = RUNS / f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}-{machine()}"
         dirty = sh("git", "status", "--porcelain", "--", "src", "benches", "Cargo.toml", "Cargo.lock")
-        self.env("commit", sh("git", "rev-parse", "--short", "HEAD") + (" (modified)" if dirty else ""))
+        # The last commit that changed what is built (bench/ changes nothing measured).
+        source = sh("git", "log", "-1", "--format=%h", "--", "src", "benches", "Cargo.toml", "Cargo.lock")
+        self.env("commit", source + (" (modified)" if dirty else ""))
         self.env("started", utc_now())
         self.env("loadavg_start", loadavg())
 

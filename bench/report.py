@@ -47,7 +47,7 @@ class Data:
 
     def when(self):
         e = self.env
-        return (f"Measured {e['started'][:10]} {e['started'][11:19]}–{e['ended'][11:19]} UTC from commit `{e['commit']}`; "
+        return (f"Measured {e['started'][:10]} {e['started'][11:19]}–{e['ended'][11:19]} UTC from source at commit `{e['commit']}`; "
                 f"load average {e['loadavg_start']} at the start, {e['loadavg_end']} at the end; raw rows: "
                 f"[`{self.path.relative_to(h.ROOT)}`]({self.path.relative_to(h.ROOT)}).")
 
@@ -73,6 +73,7 @@ def ab_export(d):
     runs = sorted({int(r["run"]) for r in d.rows})
     per_run = lambda s: dict(zip(runs, d.values("export", s, "wall")))
     wa, wb = per_run(a), per_run(b)
+    paired = h.summary([h.ratio(wb[r], wa[r]) for r in runs])
     return {
         "posts": num(int(d.meta("posts")), 0), "tags": num(int(d.meta("tags")), 0), "runs": len(runs),
         "a": a, "b": b, "binary_a": d.env[f"binary_{a}"], "binary_b": d.env[f"binary_{b}"],
@@ -81,6 +82,7 @@ def ab_export(d):
                          d.cell("export", s, "rss", 0)] for s in (a, b)]),
         "ratio": ratio(d.median("export", b, "wall"), d.median("export", a, "wall")),
         "cpu_ratio": ratio(d.median("export", b, "cpu"), d.median("export", a, "cpu")),
+        "paired": f"{num(paired[0])} ({num(paired[1])}–{num(paired[2])})",
         "runs_table": table(["run", f"{a} wall s", f"{b} wall s", f"{b}/{a}"],
                             [[r, num(wa[r]), num(wb[r]), ratio(wb[r], wa[r])] for r in runs]),
     }
@@ -88,9 +90,14 @@ def ab_export(d):
 
 def stages(d):
     def time(case, group):
-        med = d.values(case, group, "median")[0]
-        lo, hi = d.values(case, group, "median_ci_low")[0], d.values(case, group, "median_ci_high")[0]
-        return med, f"{num(med / 1000, 1)} µs ({num(lo / 1000, 1)}–{num(hi / 1000, 1)})"
+        med, lo, hi = (d.values(case, group, m)[0] for m in ("median", "median_ci_low", "median_ci_high"))
+        unit, div = next((u, v) for u, v in (("s", 1e9), ("ms", 1e6), ("µs", 1e3), ("ns", 1)) if med >= v)
+        digits = 2 if med / div < 10 else 1
+        return med, f"{num(med / div, digits)} {unit} ({num(lo / div, digits)}–{num(hi / div, digits)})"
+
+    def throughput(case, group, med):
+        size = d.values(case, group, "throughput")
+        return f"{num(size[0] / (med / 1e9) / 2**20, 0)} MiB/s" if size else ""
 
     seeds = [c.split("/", 1)[1] for c in d.cases() if c.startswith("body/")]
     rows = []
@@ -98,8 +105,16 @@ def stages(d):
         (s, s_txt), (u, u_txt) = time(f"body/{seed}", "body"), time(f"body_unsanitized/{seed}", "body_unsanitized")
         size = int(d.values(f"body/{seed}", "body", "throughput")[0])
         rows.append([seed, num(size, 0), s_txt, u_txt, f"{num((s - u) / 1000, 1)} µs", f"{num((s - u) / u * 100, 0)} %"])
+    others = []
+    for case in d.cases():
+        group = case.split("/", 1)[0]
+        if group not in ("body", "body_unsanitized"):
+            med, txt = time(case, group)
+            others.append([f"`{case}`", txt, throughput(case, group, med)])
     return {"table": table(["seed", "input B", "`body` (sanitized)", "`body_unsanitized`", "difference",
                             "difference / unsanitized"], rows),
+            "others": table(["benchmark", "median (95 % interval)", "throughput"], others) if others else
+            "_Only the `body` groups were run (`cargo bench --bench stages -- body`)._",
             "criterion": d.env["criterion"]}
 
 
@@ -145,18 +160,18 @@ def scale(d):
         if d.values(c, s, "startup"):
             serve_rows.append([label(c)] + [d.cell(c, s, m, dg) for m, dg in (
                 ("startup", 2), ("startup_cpu", 2), ("load", 2), ("rss_loaded", 0), ("rss_gzip", 0), ("rss_brotli", 0),
-                ("rss_identity", 0), ("hwm", 0), ("idle_cpu", 1), ("rebuilds_after_start", 0))])
+                ("rss_identity", 0), ("rss_end", 0), ("hwm", 0), ("idle_cpu", 1), ("rebuilds_after_start", 0))])
     head = ["posts / tags", "corpus MiB", "feedsmith feeds / files"]
     if hugo:
         head += ["Hugo feeds / files"]
     for what in ("wall s", "CPU s", "peak RSS MiB"):
         head += [f"feedsmith {what}"] + ([f"Hugo {what}", "Hugo/fs"] if hugo else [])
     bad = sum(float(r["value"]) for r in d.rows if r["metric"] in ("non_200", "polling"))
-    return {"runs": d.meta("runs"), "hugo": d.env.get("hugo", "not run").split(" BuildDate")[0],
+    return {"runs": d.meta("runs"), "idle": d.meta("idle_s"), "hugo": d.env.get("hugo", "not run").split(" BuildDate")[0],
             "corpora": ", ".join(label(c) for c in cases),
             "export_table": table(head, export_rows, right_from=1),
             "serve_table": table(["posts / tags", "exec → first 200 s", "CPU s by then", "load (log) s",
-                                  "VmRSS loaded MiB", "+ all gzip", "+ all brotli", "+ all identity", "VmHWM MiB",
+                                  "VmRSS loaded MiB", "+ all gzip", "+ all brotli", "+ all identity", "VmRSS at the end", "VmHWM MiB",
                                   "idle CPU %", "rebuilds after start"], serve_rows) if serve_rows else
             "_Not measured in this run (`--no-serve`)._",
             "problems": "none" if not bad else f"{bad:.0f} non-200 responses or polling fallbacks (see the raw rows)"}

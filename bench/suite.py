@@ -96,9 +96,9 @@ def fetch_all(root, port, accept):
     return len(paths), bad, other
 
 
-def scale_serve(args, rec, case, binary, config, out, c, run):
+def scale_serve(args, rec, case, binary, config, out, c, run, work):
     h.warm(c)
-    with h.feedsmith_serve(binary, config, out.parent) as s:
+    with h.feedsmith_serve(binary, config, work) as s:
         add = lambda metric, value, unit: rec.add(case, "feedsmith serve", run, metric, round(value, 3), unit)
         add("startup", s.wait_up("/rss.xml", status=200), "s")  # exec -> first 200
         add("startup_cpu", s.sample.cpu(), "s")
@@ -124,12 +124,12 @@ def scale_serve(args, rec, case, binary, config, out, c, run):
         add("rebuilds_after_start", max(0, len(re.findall(r"feedsmith::watch.*rebuilt", log)) - 1), "")
         add("polling", int("falling back to polling" in log), "")
         add("non_200", bad, "")
-        h.log(f"{case} serve run {run}: loaded {s.sample.rss():.0f} MiB, {files} files fetched")
+        h.log(f"{case} serve run {run}: VmRSS {s.sample.rss():.0f} MiB after fetching {files} files 3 times")
 
 
 def scale(args, work):
     h.need("/usr/bin/time", *([] if args.no_hugo else ["hugo"]))
-    rec = h.Recorder("scale", runs=args.runs)
+    rec = h.Recorder("scale", runs=args.runs, idle_s=args.idle)
     if not args.no_hugo:
         rec.env("hugo", h.sh("hugo", "version"))
     cfg = (h.ROOT / "config.toml").read_text()
@@ -163,7 +163,7 @@ def scale(args, work):
                                                 ("files", sum(1 for p in d.rglob("*") if p.is_file()), "")):
                         rec.add(case, subject, run, metric, value, unit)
             for run in range(1, args.runs + 1) if not args.no_serve else ():
-                scale_serve(args, rec, case, args.bin, config, out, c, run)
+                scale_serve(args, rec, case, args.bin, config, out, c, run, work)
         finally:
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(hout, ignore_errors=True)
@@ -220,8 +220,8 @@ def serve(args, work):
         workers = int(workers[1]) if workers else os.cpu_count()
         rec = h.Recorder("serve", content=content.replace(" ", "_"), workers=workers, threads=args.threads,
                          connections=args.connections, duration_s=args.duration, warmup_s=args.warmup)
-        rec.env("nginx", h.sh(h.which("nginx"), "-v"))
-        rec.env("wrk", h.sh("wrk", "-v"))
+        rec.env("nginx", h.sh(h.which("nginx"), "-v").removeprefix("nginx version: ").replace("/", " "))
+        rec.env("wrk", h.sh("wrk", "-v").split(" Copyright")[0])
         ng = work / "nginx"
         (ng / "tmp").mkdir(parents=True)
         cache_control = re.search(r'^cache_control *= *"(.*)"', pathlib.Path(config).read_text(), re.M)[1]
@@ -300,7 +300,8 @@ def stages(args, work):
     criterion's estimates (target/criterion/<group>/<id>/new/) of the given groups."""
     started = time.time()
     if not args.import_only:
-        subprocess.run(["cargo", "bench", "--locked", "--bench", "stages", "--", *args.filter], cwd=h.ROOT, check=True)
+        subprocess.run(["cargo", "bench", "--locked", "--bench", "stages", "--", *args.filter], cwd=h.ROOT, check=True,
+                       timeout=3600)
     rec = h.Recorder("stages")
     lock = (h.ROOT / "Cargo.lock").read_text()
     rec.env("criterion", re.search(r'name = "criterion"\nversion = "(.*)"', lock)[1])
