@@ -40,7 +40,7 @@ class Data:
         if not v:
             return "–"
         med, lo, hi = h.summary(v)
-        return num(med, digits) if lo == hi and len(v) == 1 else f"{num(med, digits)} ({num(lo, digits)}–{num(hi, digits)})"
+        return num(med, digits) if num(lo, digits) == num(hi, digits) else f"{num(med, digits)} ({num(lo, digits)}–{num(hi, digits)})"
 
     def meta(self, key):
         return next(r["meta"][key] for r in self.rows if key in r["meta"])
@@ -89,33 +89,47 @@ def ab_export(d):
 
 
 def stages(d):
-    def time(case, group):
-        med, lo, hi = (d.values(case, group, m)[0] for m in ("median", "median_ci_low", "median_ci_high"))
-        unit, div = next((u, v) for u, v in (("s", 1e9), ("ms", 1e6), ("µs", 1e3), ("ns", 1)) if med >= v)
-        digits = 2 if med / div < 10 else 1
-        return med, f"{num(med / div, digits)} {unit} ({num(lo / div, digits)}–{num(hi / div, digits)})"
+    """Criterion's median per benchmark: with one repetition, with criterion's 95 % interval;
+    with several, the median (min–max) of the repetitions' medians."""
+    runs = sorted({r["run"] for r in d.rows})
 
-    def throughput(case, group, med):
-        size = d.values(case, group, "throughput")
-        return f"{num(size[0] / (med / 1e9) / 2**20, 0)} MiB/s" if size else ""
+    def scaled(*ns):
+        unit, div = next((u, v) for u, v in (("s", 1e9), ("ms", 1e6), ("µs", 1e3), ("ns", 1)) if ns[0] >= v)
+        digits = 2 if ns[0] / div < 10 else 1
+        return f"{num(ns[0] / div, digits)} {unit}" + (f" ({num(ns[1] / div, digits)}–{num(ns[2] / div, digits)})" if ns[1:] else "")
+
+    def time(case, group):
+        v = d.values(case, group, "median")
+        if len(v) == 1:
+            return v[0], scaled(v[0], d.values(case, group, "median_ci_low")[0], d.values(case, group, "median_ci_high")[0])
+        med, lo, hi = h.summary(v)
+        return med, scaled(med, lo, hi)
 
     seeds = [c.split("/", 1)[1] for c in d.cases() if c.startswith("body/")]
     rows = []
     for seed in seeds:
         (s, s_txt), (u, u_txt) = time(f"body/{seed}", "body"), time(f"body_unsanitized/{seed}", "body_unsanitized")
+        diffs = [a - b for a, b in zip(d.values(f"body/{seed}", "body", "median"),
+                                       d.values(f"body_unsanitized/{seed}", "body_unsanitized", "median"))]
+        diff = h.summary(diffs)
         size = int(d.values(f"body/{seed}", "body", "throughput")[0])
-        rows.append([seed, num(size, 0), s_txt, u_txt, f"{num((s - u) / 1000, 1)} µs", f"{num((s - u) / u * 100, 0)} %"])
+        rows.append([seed, num(size, 0), s_txt, u_txt,
+                     f"{num(diff[0] / 1000, 1)} µs" + (f" ({num(diff[1] / 1000, 1)}–{num(diff[2] / 1000, 1)})" if len(diffs) > 1 else ""),
+                     f"{num(diff[0] / u * 100, 0)} %"])
     others = []
     for case in d.cases():
         group = case.split("/", 1)[0]
         if group not in ("body", "body_unsanitized"):
             med, txt = time(case, group)
-            others.append([f"`{case}`", txt, throughput(case, group, med)])
+            size = d.values(case, group, "throughput")
+            others.append([f"`{case}`", txt, f"{num(size[0] / (med / 1e9) / 2**20, 0)} MiB/s" if size else ""])
+    how = ("median with criterion's 95 % interval" if len(runs) == 1 else
+           f"median (min–max) of the {len(runs)} runs' criterion medians; the difference is taken run by run")
     return {"table": table(["seed", "input B", "`body` (sanitized)", "`body_unsanitized`", "difference",
                             "difference / unsanitized"], rows),
-            "others": table(["benchmark", "median (95 % interval)", "throughput"], others) if others else
+            "others": table(["benchmark", "median", "throughput"], others) if others else
             "_Only the `body` groups were run (`cargo bench --bench stages -- body`)._",
-            "criterion": d.env["criterion"]}
+            "how": how, "runs": len(runs), "criterion": d.env["criterion"]}
 
 
 def serve(d):
@@ -147,23 +161,23 @@ def scale(d):
     fs, hg = "feedsmith export", "hugo"
     export_rows, serve_rows = [], []
     for c in cases:
-        row = [label(c), num(d.values(c, "corpus", "bytes")[0] / 2**20, 0),
-               f"{d.cell(c, fs, 'feeds', 0)} / {d.cell(c, fs, 'files', 0)}"]
+        out = lambda s: f"{d.cell(c, s, 'feeds', 0)} / {d.cell(c, s, 'files', 0)} / {num(d.median(c, s, 'bytes') / 1e6, 1)}"
+        row = [label(c), num(d.values(c, "corpus", "bytes")[0] / 2**20, 0), out(fs)]
         for metric, digits in (("wall", 2), ("cpu", 2), ("rss", 0)):
             row.append(d.cell(c, fs, metric, digits))
             if hugo:
                 row += [d.cell(c, hg, metric, digits), ratio(d.median(c, hg, metric), d.median(c, fs, metric))]
         if hugo:
-            row.insert(3, f"{d.cell(c, hg, 'feeds', 0)} / {d.cell(c, hg, 'files', 0)}")
+            row.insert(3, out(hg))
         export_rows.append(row)
         s = "feedsmith serve"
         if d.values(c, s, "startup"):
             serve_rows.append([label(c)] + [d.cell(c, s, m, dg) for m, dg in (
                 ("startup", 2), ("startup_cpu", 2), ("load", 2), ("rss_loaded", 0), ("rss_gzip", 0), ("rss_brotli", 0),
                 ("rss_identity", 0), ("rss_end", 0), ("hwm", 0), ("idle_cpu", 1), ("rebuilds_after_start", 0))])
-    head = ["posts / tags", "corpus MiB", "feedsmith feeds / files"]
+    head = ["posts / tags", "corpus MiB", "feedsmith feeds / files / MB"]
     if hugo:
-        head += ["Hugo feeds / files"]
+        head += ["Hugo feeds / files / MB"]
     for what in ("wall s", "CPU s", "peak RSS MiB"):
         head += [f"feedsmith {what}"] + ([f"Hugo {what}", "Hugo/fs"] if hugo else [])
     bad = sum(float(r["value"]) for r in d.rows if r["metric"] in ("non_200", "polling"))

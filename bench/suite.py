@@ -121,7 +121,7 @@ def scale_serve(args, rec, case, binary, config, out, c, run, work):
         add("hwm", s.sample.hwm(), "MiB")
         add("rss_end", s.sample.rss(), "MiB")
         log = s.text()
-        add("rebuilds_after_start", max(0, len(re.findall(r"feedsmith::watch.*rebuilt", log)) - 1), "")
+        add("rebuilds_after_start", max(0, len(re.findall(r": rebuilt\b", log)) - 1), "")
         add("polling", int("falling back to polling" in log), "")
         add("non_200", bad, "")
         h.log(f"{case} serve run {run}: VmRSS {s.sample.rss():.0f} MiB after fetching {files} files 3 times")
@@ -158,9 +158,10 @@ def scale(args, work):
                     measured.append(("hugo", ht, len(list(hout.rglob("index.xml"))), hout))
                 for subject, t, feeds, d in measured:
                     h.log(f"{case} run {run} {subject}: {t['wall']:.2f} s, CPU {t['cpu']:.2f} s, {t['rss']:.0f} MiB")
+                    sizes = [p.stat().st_size for p in d.rglob("*") if p.is_file()]
                     for metric, value, unit in (("wall", t["wall"], "s"), ("cpu", round(t["cpu"], 2), "s"),
                                                 ("rss", round(t["rss"], 1), "MiB"), ("feeds", feeds, ""),
-                                                ("files", sum(1 for p in d.rglob("*") if p.is_file()), "")):
+                                                ("files", len(sizes), ""), ("bytes", sum(sizes), "B")):
                         rec.add(case, subject, run, metric, value, unit)
             for run in range(1, args.runs + 1) if not args.no_serve else ():
                 scale_serve(args, rec, case, args.bin, config, out, c, run, work)
@@ -221,7 +222,7 @@ def serve(args, work):
         rec = h.Recorder("serve", content=content.replace(" ", "_"), workers=workers, threads=args.threads,
                          connections=args.connections, duration_s=args.duration, warmup_s=args.warmup)
         rec.env("nginx", h.sh(h.which("nginx"), "-v").removeprefix("nginx version: ").replace("/", " "))
-        rec.env("wrk", h.sh("wrk", "-v").split(" Copyright")[0])
+        rec.env("wrk", h.sh("wrk", "-v").split(" [")[0])
         ng = work / "nginx"
         (ng / "tmp").mkdir(parents=True)
         cache_control = re.search(r'^cache_control *= *"(.*)"', pathlib.Path(config).read_text(), re.M)[1]
@@ -296,30 +297,30 @@ def latency(args, work):
 
 # ---- stages --------------------------------------------------------------------------------
 def stages(args, work):
-    """Runs `cargo bench --bench stages -- FILTER` (unless --import-only), then records
-    criterion's estimates (target/criterion/<group>/<id>/new/) of the given groups."""
-    started = time.time()
-    if not args.import_only:
-        subprocess.run(["cargo", "bench", "--locked", "--bench", "stages", "--", *args.filter], cwd=h.ROOT, check=True,
-                       timeout=3600)
-    rec = h.Recorder("stages")
+    """Runs `cargo bench --bench stages -- FILTER` --repeat times (unless --import-only) and
+    records criterion's estimates (target/criterion/<group>/<id>/new/) of the given groups
+    after each, with the repetition as the run index."""
+    rec = h.Recorder("stages", repeat=args.repeat)
     lock = (h.ROOT / "Cargo.lock").read_text()
     rec.env("criterion", re.search(r'name = "criterion"\nversion = "(.*)"', lock)[1])
-    for group in args.groups:
-        for new in sorted((h.ROOT / "target" / "criterion" / group).glob("*/new")):
-            if new.stat().st_mtime < started and not args.import_only:
-                sys.exit(f"{new} was not written by this run (does the filter match group {group}?)")
-            est = json.loads((new / "estimates.json").read_text())
-            bench = json.loads((new / "benchmark.json").read_text())
-            case = f"{group}/{new.parent.name}"
-            for stat in ("median", "mean"):
-                e = est[stat]
-                rec.add(case, group, "", stat, e["point_estimate"], "ns")
-                rec.add(case, group, "", f"{stat}_ci_low", e["confidence_interval"]["lower_bound"], "ns")
-                rec.add(case, group, "", f"{stat}_ci_high", e["confidence_interval"]["upper_bound"], "ns")
-            for kind, value in (bench.get("throughput") or {}).items():
-                rec.add(case, group, "", "throughput", value, kind)
-            rec.env(f"measured {case}", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(new.stat().st_mtime)))
+    for run in range(1, args.repeat + 1):
+        started = time.time()
+        if not args.import_only:
+            subprocess.run(["cargo", "bench", "--locked", "--bench", "stages", "--", *args.filter], cwd=h.ROOT,
+                           check=True, timeout=3600)
+        for group in args.groups:
+            for new in sorted((h.ROOT / "target" / "criterion" / group).glob("*/new")):
+                if (new / "estimates.json").stat().st_mtime < started and not args.import_only:
+                    sys.exit(f"{new} was not written by this run (does the filter match group {group}?)")
+                est = json.loads((new / "estimates.json").read_text())
+                case = f"{group}/{new.parent.name}"
+                for stat in ("median", "mean"):
+                    rec.add(case, group, run, stat, est[stat]["point_estimate"], "ns")
+                    rec.add(case, group, run, f"{stat}_ci_low", est[stat]["confidence_interval"]["lower_bound"], "ns")
+                    rec.add(case, group, run, f"{stat}_ci_high", est[stat]["confidence_interval"]["upper_bound"], "ns")
+                throughput = json.loads((new / "benchmark.json").read_text()).get("throughput") or {}
+                for kind, value in throughput.items():
+                    rec.add(case, group, run, "throughput", value, kind)
     rec.save()
 
 
@@ -371,6 +372,7 @@ def main():
     p = sub.add_parser("stages", help="criterion stage benches into raw rows")
     p.add_argument("--filter", nargs="*", default=["body"], help="criterion filter (default: %(default)s)")
     p.add_argument("--groups", nargs="*", default=["body", "body_unsanitized"])
+    p.add_argument("--repeat", type=int, default=1, help="cargo bench runs, one after the other")
     p.add_argument("--import-only", action="store_true", help="record the existing target/criterion results")
     p.set_defaults(run=stages)
 
