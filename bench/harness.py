@@ -28,6 +28,8 @@ FIELDS = ["benchmark", "case", "subject", "run", "metric", "value", "unit", "met
 # Debian package of each tool a benchmark may need.
 PACKAGES = {"/usr/bin/time": "time", "wrk": "wrk", "nginx": "nginx", "hugo": "hugo"}
 SBIN = os.pathsep + "/usr/sbin:/sbin"
+# Corpora (posts/tags) of `suite.py scale` by default; the report names those a run left out.
+SCALE_CORPORA = ["1000/200", "10000/200", "100000/200", "100000/2000"]
 
 
 def log(msg):

@@ -4,9 +4,7 @@ prose in bench/BENCHMARKS.template.md. Every figure is computed here from raw ro
 The template has one block per benchmark, `<!-- section NAME -->` ... `<!-- end NAME -->`,
 with placeholders `{{NAME.part}}`; a block whose benchmark has no raw data is left out and
 named where the template says `{{pending}}`. `{{machine}}` is the machine table."""
-import collections
 import csv
-import pathlib
 import re
 
 import harness as h
@@ -183,6 +181,7 @@ def scale(d):
     bad = sum(float(r["value"]) for r in d.rows if r["metric"] in ("non_200", "polling"))
     return {"runs": d.meta("runs"), "idle": d.meta("idle_s"), "hugo": d.env.get("hugo", "not run").split(" BuildDate")[0],
             "corpora": ", ".join(label(c) for c in cases),
+            "missing": ", ".join(label(c) for c in h.SCALE_CORPORA if c not in cases) or "none",
             "export_table": table(head, export_rows, right_from=1),
             "serve_table": table(["posts / tags", "exec → first 200 s", "CPU s by then", "load (log) s",
                                   "VmRSS loaded MiB", "+ all gzip", "+ all brotli", "+ all identity", "VmRSS at the end", "VmHWM MiB",
@@ -200,6 +199,51 @@ def latency(d):
                      *(num(h.percentile(v, p), 1) for p in (90, 99)), num(min(v), 1), num(max(v), 1)])
     return {"posts": num(int(d.meta("posts")), 0), "tags": d.meta("tags"),
             "table": table(["debounce", "edits seen", "median ms", "p90 ms", "p99 ms", "min ms", "max ms"], rows)}
+
+
+def targets(data):
+    """The performance targets of issue 6 (and issue 4's latency), from whatever raw data there
+    is; a target without data says so."""
+    rows = []
+
+    def row(target, ok, measured):
+        rows.append([target, measured if ok is not None else "not measured in the committed runs",
+                     "" if ok is None else ("met" if ok else "**not met**")])
+
+    sc, sv, la = data.get("scale"), data.get("serve"), data.get("latency")
+    has = lambda case, subject, metric: sc is not None and bool(sc.values(case, subject, metric))
+    fs, serve_ = "feedsmith export", "feedsmith serve"
+    if has("10000/200", "hugo", "wall"):
+        r, rc = (h.ratio(sc.median("10000/200", "hugo", m), sc.median("10000/200", fs, m)) for m in ("wall", "cpu"))
+        row("export 10,000 posts ≥ 5× faster than Hugo (aim 10×)", r >= 5, f"{num(r)}× wall, {num(rc)}× CPU")
+    else:
+        row("export 10,000 posts ≥ 5× faster than Hugo (aim 10×)", None, "")
+    wall = sc.median("100000/200", fs, "wall") if has("100000/200", fs, "wall") else None
+    row("export 100,000 posts (200 tags) in under 10 s", None if wall is None else wall < 10, f"{num(wall or 0)} s")
+    if has("10000/200", fs, "rss") and has("10000/200", serve_, "hwm"):
+        e, s = sc.median("10000/200", fs, "rss"), max(sc.values("10000/200", serve_, "hwm"))
+        row("peak memory < 250 MiB exporting / serving 10,000 posts", max(e, s) < 250,
+            f"{num(e, 0)} MiB export (median); serve VmHWM {num(s, 0)} MiB (highest run; every file fetched in every encoding)")
+    else:
+        row("peak memory < 250 MiB exporting / serving 10,000 posts", None, "")
+    hwm = max(sc.values("100000/2000", serve_, "hwm")) if has("100000/2000", serve_, "hwm") else None
+    row("< 1 GiB serving 100,000 posts × 2,000 tags", None if hwm is None else hwm < 1024,
+        f"VmHWM {num(hwm or 0, 0)} MiB (highest run)")
+    if sv is not None:
+        ratios = {c: h.ratio(sv.median(c, "feedsmith", "rps"), sv.median(c, "nginx", "rps"))
+                  for c in sv.cases() if c.split(" ")[0] in ("gzip", "304")}
+        row("serving ≥ nginx req/s for 200 gzip and 304", min(ratios.values()) >= 1,
+            "; ".join(f"{c.split(' ')[0]} `{c.split(' ')[1]}` {num(r)}×" for c, r in ratios.items()))
+    else:
+        row("serving ≥ nginx req/s for 200 gzip and 304", None, "")
+    if la is not None:
+        case = la.cases()[0]
+        p99, debounce = h.percentile(la.values(case, "feedsmith serve", "latency"), 99), int(la.meta("debounce_ms"))
+        row("change-to-visible p99 < 100 ms + debounce (issue 4)", p99 < 100 + debounce,
+            f"{num(p99, 1)} ms p99 at {debounce} ms debounce")
+    else:
+        row("change-to-visible p99 < 100 ms + debounce (issue 4)", None, "")
+    return table(["target", "measured (medians unless said)", ""], rows, right_from=3)
 
 
 SECTIONS = {"ab-export": ab_export, "stages": stages, "serve": serve, "scale": scale, "latency": latency}
@@ -238,6 +282,7 @@ def write(out):
         return re.sub(r"\{\{" + re.escape(name) + r"\.(\w+)\}\}", lambda p: str(values[p[1]]), body)
 
     text = BLOCK.sub(section, text)
+    text = text.replace("{{targets}}", targets({name: Data(path) for name, path in newest.items()}))
     runs = sorted({p.parent for p in newest.values()})
     text = text.replace("{{machine}}", machine(runs[-1]) if runs else "_No raw data._")
     text = text.replace("{{runs}}", ", ".join(f"`{r.relative_to(h.ROOT)}`" for r in runs) or "none")

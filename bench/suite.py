@@ -16,6 +16,7 @@ the Debian packages it needs (time, wrk, nginx, hugo) with apt-get. `SUBCOMMAND 
 the options.
 """
 import argparse
+import http.client
 import json
 import os
 import pathlib
@@ -36,7 +37,7 @@ BIN = h.ROOT / "target" / "release" / "feedsmith"
 
 
 def corpus_spec(text):
-    posts, _, tags = text.partition(":")
+    posts, _, tags = text.replace("/", ":").partition(":")
     return int(posts), int(tags or 200)
 
 
@@ -85,7 +86,7 @@ def fetch_all(root, port, accept):
     (files, non-200 responses, responses not in the first encoding of ACCEPT)."""
     paths = sorted("/" + urllib.parse.quote(str(p.relative_to(root))) for p in root.rglob("*")
                    if p.is_file() and p.suffix != ".gz")
-    conn = h.http.client.HTTPConnection(h.HOST, port, timeout=30)
+    conn = http.client.HTTPConnection(h.HOST, port, timeout=30)
     want = accept.split(",")[0].strip()
     bad = other = 0
     for path in paths:
@@ -273,7 +274,7 @@ def latency(args, work):
     try:
         with h.feedsmith_serve(args.bin, config, work) as s:
             s.wait_up("/rss.xml", status=200)
-            conn = h.http.client.HTTPConnection(h.HOST, s.port, timeout=5)
+            conn = http.client.HTTPConnection(h.HOST, s.port, timeout=5)
             etag = lambda inm=None: h.get(s.port, "/rss.xml", {"If-None-Match": inm} if inm else {}, conn)[1].get("etag")
             current = etag()
             for n in range(1, args.edits + 1):
@@ -341,8 +342,8 @@ def main():
     p.set_defaults(run=ab_export)
 
     p = sub.add_parser("scale", help="export vs Hugo and serve memory/start-up on generated corpora")
-    p.add_argument("corpora", nargs="*", default=["1000:200", "10000:200", "100000:200", "100000:2000"],
-                   metavar="POSTS[:TAGS]", help="default: %(default)s")
+    p.add_argument("corpora", nargs="*", default=h.SCALE_CORPORA, metavar="POSTS[:TAGS]",
+                   help="default: %(default)s")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--idle", type=float, default=3, help="seconds of idle-CPU sampling per serve run")
     p.add_argument("--no-hugo", action="store_true")
