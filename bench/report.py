@@ -46,6 +46,7 @@ class Data:
     def when(self):
         e = self.env
         return (f"Measured {e['started'][:10]} {e['started'][11:19]}–{e['ended'][11:19]} UTC from source at commit `{e['commit']}`; "
+                + (f"binary `{e['binary']}`; " if "binary" in e else "") +
                 f"load average {e['loadavg_start']} at the start, {e['loadavg_end']} at the end; raw rows: "
                 f"[`{self.path.relative_to(h.ROOT)}`]({self.path.relative_to(h.ROOT)}).")
 

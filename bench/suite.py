@@ -131,6 +131,7 @@ def scale_serve(args, rec, case, binary, config, out, c, run, work):
 def scale(args, work):
     h.need("/usr/bin/time", *([] if args.no_hugo else ["hugo"]))
     rec = h.Recorder("scale", runs=args.runs, idle_s=args.idle)
+    rec.env("binary", f"{args.bin} sha256:{h.file_id(args.bin)}")
     if not args.no_hugo:
         rec.env("hugo", h.sh("hugo", "version"))
     cfg = (h.ROOT / "config.toml").read_text()
@@ -222,6 +223,7 @@ def serve(args, work):
         workers = int(workers[1]) if workers else os.cpu_count()
         rec = h.Recorder("serve", content=content.replace(" ", "_"), workers=workers, threads=args.threads,
                          connections=args.connections, duration_s=args.duration, warmup_s=args.warmup)
+        rec.env("binary", f"{args.bin} sha256:{h.file_id(args.bin)}")
         rec.env("nginx", h.sh(h.which("nginx"), "-v").removeprefix("nginx version: ").replace("/", " "))
         rec.env("wrk", h.sh("wrk", "-v").split(" [")[0])
         ng = work / "nginx"
@@ -263,6 +265,7 @@ def latency(args, work):
     c = h.corpus(args.posts, args.tags)
     config = h.write_config(work / "config.toml", c, watch__debounce_ms=args.debounce_ms)
     rec = h.Recorder("latency", posts=args.posts, tags=args.tags, debounce_ms=args.debounce_ms)
+    rec.env("binary", f"{args.bin} sha256:{h.file_id(args.bin)}")
     probe, tmp = c / "zz-latency-probe.md", c / ".zz-latency-probe.md.tmp"
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -322,6 +325,10 @@ def stages(args, work):
                 throughput = json.loads((new / "benchmark.json").read_text()).get("throughput") or {}
                 for kind, value in throughput.items():
                     rec.add(case, group, run, "throughput", value, kind)
+    # cargo bench relinks target/release/feedsmith with the dev-dependencies' features; put
+    # back the binary `cargo build --release --locked` makes, which the other benchmarks measure.
+    if not args.import_only:
+        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=h.ROOT, check=True, timeout=3600)
     rec.save()
 
 
