@@ -213,7 +213,9 @@ def free_port():
 
 class Server:
     """A server process started for a benchmark (output to WORK/NAME.log), stopped with
-    SIGTERM (SIGKILL after 15 s) when the `with` block ends, however it ends."""
+    SIGTERM (SIGKILL after 15 s) when the `with` block ends, however it ends. With port=None
+    the port is read from a `listening on http://HOST:PORT/` line of its output (a server
+    bound to port 0: no race with other processes for a port chosen in advance)."""
 
     def __init__(self, name, cmd, work, port, env=None, cwd=None):
         self.name, self.port, self.log = name, port, pathlib.Path(work) / f"{name}.log"
@@ -244,8 +246,10 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited {self.proc.returncode}:\n{self.text()[-3000:]}")
+            if self.port is None and (m := re.search(r"listening on http://[^/]*:(\d+)/", self.text())):
+                self.port = int(m[1])
             try:
-                if status is None or get(self.port, path)[0] == status:
+                if self.port and (status is None or get(self.port, path)[0] == status):
                     return time.perf_counter() - self.started
             except OSError:
                 pass
@@ -253,10 +257,9 @@ class Server:
         raise RuntimeError(f"{self.name} not up on port {self.port} within {timeout} s")
 
 
-def feedsmith_serve(binary, config, work, port=None):
-    port = port or free_port()
-    return Server("feedsmith", [binary, "--config", config, "serve", "--bind", f"{HOST}:{port}"],
-                  work, port, env={**os.environ, "RUST_LOG": "info"})
+def feedsmith_serve(binary, config, work):
+    return Server("feedsmith", [binary, "--config", config, "serve", "--bind", f"{HOST}:0"],
+                  work, None, env={**os.environ, "RUST_LOG": "info"})
 
 
 # ---- HTTP on 127.0.0.1 ---------------------------------------------------------------------
