@@ -1,0 +1,400 @@
+#!/usr/bin/env python3
+"""feedsmith's benchmark harness. Each subcommand measures one thing and writes its raw rows
+(one per measurement) to bench/runs/<YYYY-MM-DD>-<machine>/<benchmark>.csv; `report`
+regenerates BENCHMARKS.md from the newest CSV of each benchmark and
+bench/BENCHMARKS.template.md.
+
+  scale      feedsmith export vs Hugo on generated corpora, then feedsmith serve on them
+  serve      HTTP req/s and p99 of feedsmith serve vs nginx (gzip_static), with wrk
+  latency    change-to-visible latency of feedsmith serve
+  ab-export  export time of two feedsmith binaries, runs interleaved
+  stages     criterion's stage benches (benches/stages.rs), run or imported
+  report     BENCHMARKS.md from the committed raw data
+
+Talks to 127.0.0.1 only; every server it starts is stopped when its benchmark ends; installs
+the Debian packages it needs (time, wrk, nginx, hugo) with apt-get. `SUBCOMMAND --help` lists
+the options.
+"""
+import argparse
+import http.client
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import harness as h  # noqa: E402
+import report  # noqa: E402
+
+BIN = h.ROOT / "target" / "release" / "feedsmith"
+
+
+def corpus_spec(text):
+    posts, _, tags = text.replace("/", ":").partition(":")
+    return int(posts), int(tags or 200)
+
+
+def export(binary, config, out, cwd=None):
+    """feedsmith export into an emptied OUT under /usr/bin/time (exit 1: some posts skipped)."""
+    shutil.rmtree(out, ignore_errors=True)
+    return h.timed([binary, "--config", config, "export", "--out", out], cwd=cwd, ok=(0, 1))
+
+
+def tmpfs_dir(work, name):
+    """Outputs go to tmpfs when there is one: on this ext4, creating thousands of files right
+    after deleting thousands spends more time in the inode allocator than in either tool."""
+    base = pathlib.Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else work
+    return pathlib.Path(tempfile.mkdtemp(prefix=f"feedsmith-{name}.", dir=base))
+
+
+# ---- ab-export -----------------------------------------------------------------------------
+def ab_export(args, work):
+    h.need("/usr/bin/time")
+    c = h.corpus(args.posts, args.tags)
+    rec = h.Recorder("ab-export", posts=args.posts, tags=args.tags)
+    config = h.write_config(work / "config.toml", c, sample=False)
+    out = tmpfs_dir(work, "ab")
+    subjects = [(args.label_a, args.a), (args.label_b, args.b)]
+    for label, binary in subjects:
+        rec.env(f"binary_{label}", f"{binary} sha256:{h.file_id(binary)}")
+    try:
+        h.warm(c)
+        for label, binary in subjects:  # one unrecorded warm-up run each
+            export(binary, config, out)
+        for run in range(1, args.runs + 1):
+            for label, binary in subjects:
+                t = export(binary, config, out)
+                h.log(f"run {run} {label}: {t['wall']:.2f} s, CPU {t['cpu']:.2f} s, {t['rss']:.0f} MiB")
+                rec.add("export", label, run, "wall", t["wall"], "s")
+                rec.add("export", label, run, "cpu", round(t["cpu"], 2), "s")
+                rec.add("export", label, run, "rss", round(t["rss"], 1), "MiB")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    rec.save()
+
+
+# ---- scale ---------------------------------------------------------------------------------
+def fetch_all(root, port, accept):
+    """Fetches every exported file (not the .gz siblings) over one keep-alive connection:
+    (files, non-200 responses, responses not in the first encoding of ACCEPT)."""
+    paths = sorted("/" + urllib.parse.quote(str(p.relative_to(root))) for p in root.rglob("*")
+                   if p.is_file() and p.suffix != ".gz")
+    conn = http.client.HTTPConnection(h.HOST, port, timeout=30)
+    want = accept.split(",")[0].strip()
+    bad = other = 0
+    for path in paths:
+        status, headers, _ = h.get(port, path, {"Accept-Encoding": accept} if accept else {}, conn)
+        bad += status != 200
+        other += headers.get("content-encoding", "") != want
+    conn.close()
+    return len(paths), bad, other
+
+
+def scale_serve(args, rec, case, binary, config, out, c, run, work):
+    h.warm(c)
+    with h.feedsmith_serve(binary, config, work) as s:
+        add = lambda metric, value, unit: rec.add(case, "feedsmith serve", run, metric, round(value, 3), unit)
+        add("startup", s.wait_up("/rss.xml", status=200), "s")  # exec -> first 200
+        add("startup_cpu", s.sample.cpu(), "s")
+        loaded = re.search(r"loaded `.*?ms=([0-9.]+)", s.text())
+        add("load", float(loaded[1]) / 1000 if loaded else float("nan"), "s")
+        add("rss_loaded", s.sample.rss(), "MiB")
+        # Worst case for memory: every file asked for in gzip, in brotli (made in the
+        # background: asked again until every response is brotli), and uncompressed.
+        files, bad, _ = fetch_all(out, s.port, "gzip")
+        add("rss_gzip", s.sample.rss(), "MiB")
+        deadline = time.monotonic() + 300
+        while fetch_all(out, s.port, "br, gzip")[2] and time.monotonic() < deadline:
+            time.sleep(2)
+        add("rss_brotli", s.sample.rss(), "MiB")
+        bad += fetch_all(out, s.port, "")[1]
+        add("rss_identity", s.sample.rss(), "MiB")
+        cpu0 = s.sample.cpu()
+        time.sleep(args.idle)
+        add("idle_cpu", (s.sample.cpu() - cpu0) / args.idle * 100, "%")
+        add("hwm", s.sample.hwm(), "MiB")
+        add("rss_end", s.sample.rss(), "MiB")
+        log = s.text()
+        add("rebuilds_after_start", max(0, len(re.findall(r": rebuilt\b", log)) - 1), "")
+        add("polling", int("falling back to polling" in log), "")
+        add("non_200", bad, "")
+        h.log(f"{case} serve run {run}: VmRSS {s.sample.rss():.0f} MiB after fetching {files} files 3 times")
+
+
+def scale(args, work):
+    h.need("/usr/bin/time", *([] if args.no_hugo else ["hugo"]))
+    rec = h.Recorder("scale", runs=args.runs, idle_s=args.idle)
+    rec.env("binary", f"{args.bin} sha256:{h.file_id(args.bin)}")
+    if not args.no_hugo:
+        rec.env("hugo", h.sh("hugo", "version"))
+    cfg = (h.ROOT / "config.toml").read_text()
+    site_values = {k: re.search(rf'^{k} *= *"(.*)"', cfg, re.M)[1] for k in ("title", "base_url", "time_zone")}
+    for posts, tags in map(corpus_spec, args.corpora):
+        case = f"{posts}/{tags}"
+        c = h.corpus(posts, tags)
+        rec.add(case, "corpus", "", "bytes", sum(os.path.getsize(p) for p in h.md_files(c)), "B")
+        rec.add(case, "corpus", "", "distinct_tags", tags, "")
+        config = h.write_config(work / f"config-{posts}-{tags}.toml", c)
+        site = work / f"hugo-{posts}-{tags}"
+        h.fill("hugo-config.toml", site / "config.toml", content=c, base=site_values["base_url"],
+               title=site_values["title"], tz=site_values["time_zone"])
+        h.fill("hugo-rss.xml", site / "layouts" / "_default" / "rss.xml")
+        out, hout = tmpfs_dir(work, "export"), tmpfs_dir(work, "hugo")
+        try:
+            for run in range(1, args.runs + 1):
+                h.warm(c)
+                t = export(args.bin, config, out, cwd=work)
+                feeds = re.search(r"exported (\d+) feeds", t["stdout"])
+                measured = [("feedsmith export", t, int(feeds[1]) if feeds else 0, out)]
+                if not args.no_hugo:
+                    shutil.rmtree(hout, ignore_errors=True)
+                    shutil.rmtree(site / "resources", ignore_errors=True)
+                    ht = h.timed(["hugo", "--quiet", "--source", site, "--destination", hout])
+                    measured.append(("hugo", ht, len(list(hout.rglob("index.xml"))), hout))
+                for subject, t, feeds, d in measured:
+                    h.log(f"{case} run {run} {subject}: {t['wall']:.2f} s, CPU {t['cpu']:.2f} s, {t['rss']:.0f} MiB")
+                    sizes = [p.stat().st_size for p in d.rglob("*") if p.is_file()]
+                    for metric, value, unit in (("wall", t["wall"], "s"), ("cpu", round(t["cpu"], 2), "s"),
+                                                ("rss", round(t["rss"], 1), "MiB"), ("feeds", feeds, ""),
+                                                ("files", len(sizes), ""), ("bytes", sum(sizes), "B")):
+                        rec.add(case, subject, run, metric, value, unit)
+            for run in range(1, args.runs + 1) if not args.no_serve else ():
+                scale_serve(args, rec, case, args.bin, config, out, c, run, work)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(hout, ignore_errors=True)
+    rec.save()
+
+
+# ---- serve ---------------------------------------------------------------------------------
+def wrk(args, port, path, headers, seconds):
+    """req/s, p99 ms, non-2xx/3xx responses and socket errors of one wrk run."""
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--latency"]
+    for header in headers:
+        cmd += ["-H", header]
+    text = subprocess.run(cmd + [f"http://{h.HOST}:{port}{path}"], capture_output=True, text=True,
+                          check=True, timeout=seconds + 60).stdout
+    p99 = re.search(r"^\s*99%\s+([0-9.]+)(us|ms|s)\s*$", text, re.M)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {"rps": float(re.search(r"Requests/sec:\s+([0-9.]+)", text)[1]),
+            "p99": float(p99[1]) * {"us": 0.001, "ms": 1, "s": 1000}[p99[2]],
+            "non2xx3xx": int(bad[1]) if bad else 0,
+            "socket_errors": sum(map(int, errors.groups())) if errors else 0}
+
+
+def check(name, port, path, export_dir):
+    """The server returns the exported bytes, a gzip body with an ETag, and a 304 for it:
+    (identity bytes, gzip bytes, gzip ETag)."""
+    status, _, body = h.get(port, path)
+    if status != 200 or body != (export_dir / urllib.parse.unquote(path.lstrip("/"))).read_bytes():
+        sys.exit(f"{name} {path}: status {status} or body differs from the exported file")
+    _, headers, gz = h.get(port, path, {"Accept-Encoding": "gzip"})
+    etag = headers.get("etag")
+    if headers.get("content-encoding") != "gzip" or not etag:
+        sys.exit(f"{name} {path}: no gzip body or no ETag")
+    status = h.get(port, path, {"Accept-Encoding": "gzip", "If-None-Match": etag})[0]
+    if status != 304:
+        sys.exit(f"{name} {path}: If-None-Match {etag} gave {status}, not 304")
+    return len(body), len(gz), etag
+
+
+def serve(args, work):
+    h.need("wrk", "nginx")
+    if args.corpus:
+        c = h.corpus(args.corpus, args.tags)
+        config, content = h.write_config(work / "config.toml", c), f"{args.corpus} posts, {args.tags} tags"
+    else:
+        config, content = h.ROOT / "config.toml", f"sample content/ ({len(list(h.md_files(h.ROOT / 'content')))} posts)"
+    export_dir = work / "export"
+    export(args.bin, config, export_dir, cwd=h.ROOT)
+    tag = args.tag or max((export_dir / "tags").glob("*/rss.xml"), key=lambda p: (p.stat().st_size, p)).parent.name
+    paths = ["/rss.xml", "/" + urllib.parse.quote(f"tags/{tag}/rss.xml")]
+    with h.feedsmith_serve(args.bin, config, work) as fs:
+        fs.wait_up("/healthz")
+        workers = re.search(r"starting (\d+) workers", fs.text())
+        workers = int(workers[1]) if workers else os.cpu_count()
+        rec = h.Recorder("serve", content=content.replace(" ", "_"), workers=workers, threads=args.threads,
+                         connections=args.connections, duration_s=args.duration, warmup_s=args.warmup)
+        rec.env("binary", f"{args.bin} sha256:{h.file_id(args.bin)}")
+        rec.env("nginx", h.sh(h.which("nginx"), "-v").removeprefix("nginx version: ").replace("/", " "))
+        rec.env("wrk", h.sh("wrk", "-v").split(" [")[0])
+        ng = work / "nginx"
+        (ng / "tmp").mkdir(parents=True)
+        cache_control = re.search(r'^cache_control *= *"(.*)"', pathlib.Path(config).read_text(), re.M)[1]
+        ng_port = h.free_port()
+        h.fill("nginx.conf", ng / "nginx.conf", workers=workers, dir=ng, host=h.HOST, port=ng_port,
+               root=export_dir, cache_control=cache_control)
+        os.chmod(work, 0o755)  # nginx workers may run as an unprivileged user
+        with h.Server("nginx", [h.which("nginx"), "-p", ng, "-c", ng / "nginx.conf", "-e", ng / "error.log"],
+                      work, ng_port) as nginx:
+            nginx.wait_up("/", timeout=10)
+            servers = [("feedsmith", fs), ("nginx", nginx)]
+            etags = {}
+            for name, s in servers:
+                for path in paths:
+                    plain, gz, etags[name, path] = check(name, s.port, path, export_dir)
+                    rec.add(f"plain {path}", name, "", "bytes", plain, "B")
+                    rec.add(f"gzip {path}", name, "", "bytes", gz, "B")
+            cases = {"plain": lambda name, path: [],
+                     "gzip": lambda name, path: ["Accept-Encoding: gzip"],
+                     "304": lambda name, path: ["Accept-Encoding: gzip", f"If-None-Match: {etags[name, path]}"]}
+            for path in paths:
+                for name, s in servers if args.warmup else ():
+                    wrk(args, s.port, path, ["Accept-Encoding: gzip"], args.warmup)
+                for kind, headers in cases.items():
+                    for run in range(1, args.runs + 1):
+                        for name, s in servers:  # peers interleaved run by run
+                            r = wrk(args, s.port, path, headers(name, path), args.duration)
+                            h.log(f"{name} {kind} {path} run {run}: {r['rps']:.0f} req/s, p99 {r['p99']:.2f} ms")
+                            for metric, unit in (("rps", "req/s"), ("p99", "ms"), ("non2xx3xx", ""), ("socket_errors", "")):
+                                rec.add(f"{kind} {path}", name, run, metric, r[metric], unit)
+        rec.add("after", "feedsmith", "", "rss", round(fs.sample.rss(), 1), "MiB")
+    rec.save()
+
+
+# ---- latency -------------------------------------------------------------------------------
+def latency(args, work):
+    c = h.corpus(args.posts, args.tags)
+    config = h.write_config(work / "config.toml", c, watch__debounce_ms=args.debounce_ms)
+    rec = h.Recorder("latency", posts=args.posts, tags=args.tags, debounce_ms=args.debounce_ms)
+    rec.env("binary", f"{args.bin} sha256:{h.file_id(args.bin)}")
+    probe, tmp = c / "zz-latency-probe.md", c / ".zz-latency-probe.md.tmp"
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def save(n):  # write + rename, as editors save
+        tmp.write_text(f"---\ntitle: 'latency probe'\ndate: '{now}'\ntags: [bench]\n---\nedit {n}\n", encoding="utf-8")
+        os.replace(tmp, probe)
+
+    save(0)
+    try:
+        with h.feedsmith_serve(args.bin, config, work) as s:
+            s.wait_up("/rss.xml", status=200)
+            conn = http.client.HTTPConnection(h.HOST, s.port, timeout=5)
+            etag = lambda inm=None: h.get(s.port, "/rss.xml", {"If-None-Match": inm} if inm else {}, conn)[1].get("etag")
+            current = etag()
+            for n in range(1, args.edits + 1):
+                start = time.perf_counter()
+                save(n)
+                # Poll with If-None-Match (cheap 304s) until the ETag changes.
+                while (tag := etag(current)) == current and time.perf_counter() - start < args.timeout:
+                    time.sleep(0.001)
+                if tag == current:
+                    h.log(f"edit {n}: no new ETag within {args.timeout} s")
+                    rec.add(f"debounce {args.debounce_ms} ms", "feedsmith serve", n, "timeout", 1)
+                else:
+                    rec.add(f"debounce {args.debounce_ms} ms", "feedsmith serve", n, "latency",
+                            round((time.perf_counter() - start) * 1000, 2), "ms")
+                current = tag
+                time.sleep(args.pause)
+    finally:
+        probe.unlink(missing_ok=True)
+    rec.save()
+
+
+# ---- stages --------------------------------------------------------------------------------
+def stages(args, work):
+    """Runs `cargo bench --bench stages -- FILTER` --repeat times (unless --import-only) and
+    records criterion's estimates (target/criterion/<group>/<id>/new/) of the given groups
+    after each, with the repetition as the run index."""
+    rec = h.Recorder("stages", repeat=args.repeat)
+    lock = (h.ROOT / "Cargo.lock").read_text()
+    rec.env("criterion", re.search(r'name = "criterion"\nversion = "(.*)"', lock)[1])
+    for run in range(1, args.repeat + 1):
+        started = time.time()
+        if not args.import_only:
+            subprocess.run(["cargo", "bench", "--locked", "--bench", "stages", "--", *args.filter], cwd=h.ROOT,
+                           check=True, timeout=3600)
+        for group in args.groups:
+            for new in sorted((h.ROOT / "target" / "criterion" / group).glob("*/new")):
+                if (new / "estimates.json").stat().st_mtime < started and not args.import_only:
+                    sys.exit(f"{new} was not written by this run (does the filter match group {group}?)")
+                est = json.loads((new / "estimates.json").read_text())
+                case = f"{group}/{new.parent.name}"
+                for stat in ("median", "mean"):
+                    rec.add(case, group, run, stat, est[stat]["point_estimate"], "ns")
+                    rec.add(case, group, run, f"{stat}_ci_low", est[stat]["confidence_interval"]["lower_bound"], "ns")
+                    rec.add(case, group, run, f"{stat}_ci_high", est[stat]["confidence_interval"]["upper_bound"], "ns")
+                throughput = json.loads((new / "benchmark.json").read_text()).get("throughput") or {}
+                for kind, value in throughput.items():
+                    rec.add(case, group, run, "throughput", value, kind)
+    # cargo bench relinks target/release/feedsmith with the dev-dependencies' features; put
+    # back the binary `cargo build --release --locked` makes, which the other benchmarks measure.
+    if not args.import_only:
+        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=h.ROOT, check=True, timeout=3600)
+    rec.save()
+
+
+# ---- CLI -----------------------------------------------------------------------------------
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=str(BIN), help="feedsmith binary for scale, serve and latency (default: %(default)s)")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ab-export", help="export time of binaries A and B, runs interleaved (A, B, A, B, ...)")
+    p.add_argument("--a", default="/tmp/feedsmith-base", help="binary A (default %(default)s)")
+    p.add_argument("--b", default=str(BIN), help="binary B (default target/release/feedsmith)")
+    p.add_argument("--label-a", default="base")
+    p.add_argument("--label-b", default="new")
+    p.add_argument("--posts", type=int, default=10000)
+    p.add_argument("--tags", type=int, default=200)
+    p.add_argument("--runs", type=int, default=7)
+    p.set_defaults(run=ab_export)
+
+    p = sub.add_parser("scale", help="export vs Hugo and serve memory/start-up on generated corpora")
+    p.add_argument("corpora", nargs="*", default=h.SCALE_CORPORA, metavar="POSTS[:TAGS]",
+                   help="default: %(default)s")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--idle", type=float, default=3, help="seconds of idle-CPU sampling per serve run")
+    p.add_argument("--no-hugo", action="store_true")
+    p.add_argument("--no-serve", action="store_true")
+    p.set_defaults(run=scale)
+
+    p = sub.add_parser("serve", help="req/s and p99 vs nginx with wrk (global feed and largest tag feed)")
+    p.add_argument("--corpus", type=int, help="a generated corpus of N posts instead of the sample content/")
+    p.add_argument("--tags", type=int, default=200)
+    p.add_argument("--tag", help="tag feed to hit (default: the one with the largest rss.xml)")
+    p.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    p.add_argument("--warmup", type=int, default=2, help="wrk warm-up per server and URL, seconds (0: none)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--runs", type=int, default=3)
+    p.set_defaults(run=serve)
+
+    p = sub.add_parser("latency", help="save a probe post, poll /rss.xml until its ETag changes")
+    p.add_argument("--posts", type=int, default=10000)
+    p.add_argument("--tags", type=int, default=200)
+    p.add_argument("--edits", type=int, default=100)
+    p.add_argument("--debounce-ms", type=int, default=100)
+    p.add_argument("--pause", type=float, default=0.05, help="seconds between a visible edit and the next save")
+    p.add_argument("--timeout", type=float, default=10.0, help="max seconds per edit")
+    p.set_defaults(run=latency)
+
+    p = sub.add_parser("stages", help="criterion stage benches into raw rows")
+    p.add_argument("--filter", nargs="*", default=["body"], help="criterion filter (default: %(default)s)")
+    p.add_argument("--groups", nargs="*", default=["body", "body_unsanitized"])
+    p.add_argument("--repeat", type=int, default=1, help="cargo bench runs, one after the other")
+    p.add_argument("--import-only", action="store_true", help="record the existing target/criterion results")
+    p.set_defaults(run=stages)
+
+    p = sub.add_parser("report", help="regenerate BENCHMARKS.md from bench/runs/*/*.csv")
+    p.add_argument("--out", default=str(h.ROOT / "BENCHMARKS.md"))
+    p.set_defaults(run=lambda args, work: report.write(pathlib.Path(args.out)))
+
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups
+    if args.command in ("scale", "serve", "latency") and not os.access(args.bin, os.X_OK):
+        sys.exit(f"no binary at {args.bin}: cargo build --release --locked first")
+    with tempfile.TemporaryDirectory(prefix="feedsmith-suite.") as work:
+        args.run(args, pathlib.Path(work))
+
+
+if __name__ == "__main__":
+    main()
