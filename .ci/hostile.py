@@ -6,9 +6,9 @@ is bounded in time and every server it starts is killed on exit.
 
 Checks (each asserts; the script exits 1 on the first failure):
   pipelining   CONNS connections each send REQUESTS pipelined GETs of /rss.xml and never read
-               (SO_RCVBUF 4096), twice: VmRSS stays under start + 100 MiB while they hang and
-               after, the server closes them after `write_timeout_s`, and the second round
-               reuses the memory of the first (grows < 20 MiB)
+               (SO_RCVBUF 4096), twice: VmRSS stays under start + 100 MiB while they hang,
+               the server closes them after `write_timeout_s`, and within 20 s of the
+               sockets closing VmRSS is back within 20 MiB of its start
   smuggling    Content-Length + Transfer-Encoding, then a second request on the same connection:
                answered 400 and the connection closed, the second request never answered
   host         HTTP/1.1 without Host: 400; HTTP/1.0 without Host: 200
@@ -36,66 +36,54 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HOST = "127.0.0.1"
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import harness  # noqa: E402  (one server, config and /proc harness with the benchmarks)
+
+HOST = harness.HOST
 MIB = 1024
 
 
 class Server:
-    """`feedsmith serve` on 127.0.0.1:0 with the sample content and extra [server] keys."""
+    """`feedsmith serve` on 127.0.0.1:0 with the sample content and extra [server] keys,
+    started, sampled and stopped by the benchmark harness (`bench/harness.py`); killed by
+    `kill()`."""
 
-    def __init__(self, binary, server_keys="", env=None, content_dir=None):
+    def __init__(self, binary, server_keys="", content_dir=None):
         self.dir = tempfile.mkdtemp(prefix="feedsmith-hostile.")
-        config = os.path.join(self.dir, "config.toml")
-        with open(os.path.join(ROOT, "config.toml"), encoding="utf-8") as f:
-            text = f.read()
-        content = content_dir or os.path.join(ROOT, "content")
-        text = text.replace('dir = "content"', 'dir = "%s"' % content, 1)
-        text = text.replace('dir = "feeds"', 'dir = %r' % os.path.join(self.dir, "feeds").replace("'", '"'), 1)
+        overrides = {}
         if not os.environ.get("HOSTILE_BASELINE"):  # measuring a build without these keys
             for line in filter(None, server_keys.splitlines()):
-                key = line.split("=")[0].strip()
-                text, n = re.subn(r"(?m)^%s *=.*$" % key, line, text, count=1)
-                if not n:
-                    text = text.replace("[server]\n", "[server]\n" + line + "\n", 1)
-        with open(config, "w", encoding="utf-8") as f:
-            f.write(text)
-        self.log_path = os.path.join(self.dir, "serve.err")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [binary, "--config", config, "serve", "--bind", HOST + ":0"],
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            env=dict(os.environ, RUST_LOG="info", **(env or {})),
+                key, value = (part.strip() for part in line.split("=", 1))
+                overrides["server__" + key] = value
+        config = harness.write_config(
+            os.path.join(self.dir, "config.toml"),
+            content_dir or os.path.join(ROOT, "content"),
+            export__dir='"%s"' % os.path.join(self.dir, "feeds"),
+            **overrides,
         )
-        line = self.proc.stdout.readline().decode()
-        m = re.match(r"listening on http://([\d.]+):(\d+)/", line)
-        if not m:
-            log = self.logtext()
+        self.server = harness.feedsmith_serve(binary, config, self.dir)
+        self.proc = self.server.proc
+        try:
+            self.server.wait_up("/healthz", 200, timeout=60)
+        except RuntimeError as e:
             self.kill()
-            raise SystemExit("server did not start: %r\n%s" % (line, log))
-        self.port = int(m.group(2))
+            raise SystemExit("server did not start: %s" % e)
+        self.port = self.server.port
         self.pid = self.proc.pid
 
     def rss_kb(self):
-        with open("/proc/%d/status" % self.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+        return int(harness.Proc(self.pid).rss() * 1024)
 
     def fds(self):
         return len(os.listdir("/proc/%d/fd" % self.pid))
 
     def logtext(self):
-        self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return re.sub(r"\x1b\[[0-9;]*m", "", f.read().decode("utf-8", "replace"))
+        return self.server.text()
 
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.log.close()
         subprocess.run(["rm", "-rf", self.dir], check=False)
 
 
