@@ -10,6 +10,7 @@ import http.client
 import importlib.util
 import os
 import pathlib
+import random
 import re
 import shutil
 import socket
@@ -206,9 +207,17 @@ class Proc:
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range (32768 and up): a port from that range
+    can be taken meanwhile by an outgoing connection's source port (or even connect to
+    itself), and a server that expects it then fails to listen while a poll "succeeds"."""
+    for port in random.Random().sample(range(20000, 32000), 200):
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-31999")
 
 
 class Server:

@@ -143,6 +143,13 @@ def serve(d):
             rows.append([f"`{path}`", label, num(size[0], 0) if size else 0,
                          d.cell(case, "feedsmith", "rps", 0), d.cell(case, "nginx", "rps", 0), ratio(fr, nr),
                          d.cell(case, "feedsmith", "p99"), d.cell(case, "nginx", "p99"), ratio(fp, np_)])
+    before = []
+    for path in paths if "baseline" in d.env else ():
+        for kind in ("plain", "gzip", "304"):
+            case = f"{kind} {path}"
+            br, ar = d.median(case, "feedsmith-base", "rps"), d.median(case, "feedsmith", "rps")
+            before.append([f"`{path}`", kind, d.cell(case, "feedsmith-base", "rps", 0),
+                           d.cell(case, "feedsmith", "rps", 0), ratio(ar, br)])
     errors = sum(float(r["value"]) for r in d.rows if r["metric"] in ("non2xx3xx", "socket_errors"))
     m = {k: d.meta(k) for k in ("content", "workers", "threads", "connections", "duration_s", "warmup_s")}
     return {**m, "content": m["content"].replace("_", " "),
@@ -150,7 +157,11 @@ def serve(d):
             "errors": "none" if not errors else f"{errors:.0f} (see the raw rows)",
             "table": table(["feed", "case", "bytes", "feedsmith req/s", "nginx req/s", "req/s fs/nginx",
                             "feedsmith p99 ms", "nginx p99 ms", "p99 fs/nginx"], rows, right_from=2),
-            "rss": num(d.values("after", "feedsmith", "rss")[0], 1)}
+            "rss": num(d.values("after", "feedsmith", "rss")[0], 1),
+            "baseline": ("Before/after, in the same runs (the three servers alternate run by run): "
+                         f"`--baseline` {d.env['baseline']} against the current build.\n\n"
+                         + table(["feed", "case", "before req/s", "after req/s", "after/before"], before, right_from=2)
+                         if before else "_No baseline build in this run._")}
 
 
 def scale(d):

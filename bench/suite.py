@@ -16,6 +16,7 @@ the Debian packages it needs (time, wrk, nginx, hugo) with apt-get. `SUBCOMMAND 
 the options.
 """
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -193,7 +194,10 @@ def wrk(args, port, path, headers, seconds):
 def check(name, port, path, export_dir):
     """The server returns the exported bytes, a gzip body with an ETag, and a 304 for it:
     (identity bytes, gzip bytes, gzip ETag)."""
-    status, _, body = h.get(port, path)
+    try:
+        status, _, body = h.get(port, path)
+    except OSError as e:
+        sys.exit(f"{name} {path} on port {port}: {e}")
     if status != 200 or body != (export_dir / urllib.parse.unquote(path.lstrip("/"))).read_bytes():
         sys.exit(f"{name} {path}: status {status} or body differs from the exported file")
     _, headers, gz = h.get(port, path, {"Accept-Encoding": "gzip"})
@@ -217,13 +221,25 @@ def serve(args, work):
     export(args.bin, config, export_dir, cwd=h.ROOT)
     tag = args.tag or max((export_dir / "tags").glob("*/rss.xml"), key=lambda p: (p.stat().st_size, p)).parent.name
     paths = ["/rss.xml", "/" + urllib.parse.quote(f"tags/{tag}/rss.xml")]
-    with h.feedsmith_serve(args.bin, config, work) as fs:
+    if args.baseline:  # an older build, serving its own export of the same content
+        base_config = args.baseline_config or config
+        export(args.baseline, base_config, work / "export-base", cwd=h.ROOT)
+    with contextlib.ExitStack() as stack:
+        fs = stack.enter_context(h.feedsmith_serve(args.bin, config, work))
         fs.wait_up("/healthz")
+        base = None
+        if args.baseline:
+            base = stack.enter_context(h.Server(
+                "feedsmith-base", [args.baseline, "--config", base_config, "serve", "--bind", f"{h.HOST}:0"],
+                work, None, env={**os.environ, "RUST_LOG": "info"}))
+            base.wait_up("/healthz")
         workers = re.search(r"starting (\d+) workers", fs.text())
         workers = int(workers[1]) if workers else os.cpu_count()
         rec = h.Recorder("serve", content=content.replace(" ", "_"), workers=workers, threads=args.threads,
                          connections=args.connections, duration_s=args.duration, warmup_s=args.warmup)
         rec.env("binary", f"{args.bin} sha256:{h.file_id(args.bin)}")
+        if base:
+            rec.env("baseline", f"{args.baseline} sha256:{h.file_id(args.baseline)}")
         rec.env("nginx", h.sh(h.which("nginx"), "-v").removeprefix("nginx version: ").replace("/", " "))
         rec.env("wrk", h.sh("wrk", "-v").split(" [")[0])
         ng = work / "nginx"
@@ -236,11 +252,12 @@ def serve(args, work):
         with h.Server("nginx", [h.which("nginx"), "-p", ng, "-c", ng / "nginx.conf", "-e", ng / "error.log"],
                       work, ng_port) as nginx:
             nginx.wait_up("/", timeout=10)
-            servers = [("feedsmith", fs), ("nginx", nginx)]
+            servers = [("feedsmith", fs), ("nginx", nginx)] + ([("feedsmith-base", base)] if base else [])
             etags = {}
             for name, s in servers:
                 for path in paths:
-                    plain, gz, etags[name, path] = check(name, s.port, path, export_dir)
+                    exported = work / "export-base" if name == "feedsmith-base" else export_dir
+                    plain, gz, etags[name, path] = check(name, s.port, path, exported)
                     rec.add(f"plain {path}", name, "", "bytes", plain, "B")
                     rec.add(f"gzip {path}", name, "", "bytes", gz, "B")
             cases = {"plain": lambda name, path: [],
@@ -366,6 +383,8 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--baseline", help="an older feedsmith binary, measured in the same runs (before/after)")
+    p.add_argument("--baseline-config", help="config for --baseline (an older build may reject newer keys)")
     p.set_defaults(run=serve)
 
     p = sub.add_parser("latency", help="save a probe post, poll /rss.xml until its ETag changes")

@@ -317,8 +317,10 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
     }))
 }
 
-/// Largest piece of a body handed to the HTTP layer at once.
-pub const BODY_SLICE: usize = 16 * 1024;
+/// Largest piece of a body handed to the HTTP layer at once. 16 KiB cost a third of the
+/// throughput of uncompressed 52 KB feeds (more pieces, more writes); 64 KiB sends most
+/// feeds in one piece and still bounds what a client that does not read can pin.
+pub const BODY_SLICE: usize = 64 * 1024;
 
 /// A precomputed body handed to the HTTP layer in slices of at most `BODY_SLICE` bytes
 /// (zero-copy). actix-http copies body pieces into its per-connection write buffer and
