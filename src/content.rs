@@ -111,9 +111,7 @@ pub fn discover(config: &Config, dir: &Path) -> Result<Walk, Error> {
                 refused.borrow_mut().push(PostWarning {
                     path: shown(e.path()),
                     position: None,
-                    message: format!(
-                        "symlink leads outside the content directory, to `{target}`; not followed (`content.follow_external_symlinks`)"
-                    ),
+                    message: PostErrorKind::OutsideRoot(target.clone()).to_string(),
                 });
             }
             escape.is_none()
@@ -440,8 +438,8 @@ impl Cache {
                 && let Some(target) = escapes(config, &real_root(config), &full)
             {
                 tracing::warn!(
-                    "`{}` leads outside the content directory, to `{target}`; not followed",
-                    rel.display()
+                    "{}",
+                    PostError::new(rel, PostErrorKind::OutsideRoot(target))
                 );
                 continue;
             }

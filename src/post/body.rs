@@ -164,6 +164,24 @@ fn summary(config: &Config, post: &Post, events: &[Event<'_>]) -> String {
     }
 }
 
+/// The Markdown events of a body (CJK lines joined, task markers as text, nesting bounded)
+/// and its HTML before sanitizing.
+fn markdown_html(markdown: &str) -> (Vec<Event<'_>>, String) {
+    let events = limit_nesting(join_cjk_lines(
+        Parser::new_ext(markdown, markdown_options())
+            .map(task_markers_as_text)
+            .collect(),
+    ));
+    let mut html = String::with_capacity(markdown.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, events.iter().cloned());
+    (events, html)
+}
+
+/// The post's URL, the base for its relative links.
+fn post_url(config: &Config, post: &Post) -> Url {
+    Url::parse(&post.url).unwrap_or_else(|_| config.site.base_url.clone())
+}
+
 /// The Markdown body of `text` (the whole text when its front matter no longer parses).
 fn markdown_of(text: &str) -> &str {
     split(text).map_or(text, |parts| parts.body)
@@ -202,14 +220,8 @@ pub fn render_body(config: &Config, post: &Post, text: &str) -> Body {
             summary: summary(config, post, &events),
         };
     }
-    let post_url = Url::parse(&post.url).unwrap_or_else(|_| config.site.base_url.clone());
-    let events = limit_nesting(join_cjk_lines(
-        Parser::new_ext(markdown, markdown_options())
-            .map(task_markers_as_text)
-            .collect(),
-    ));
-    let mut html = String::with_capacity(markdown.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut html, events.iter().cloned());
+    let post_url = post_url(config, post);
+    let (events, html) = markdown_html(markdown);
     let html = (html.len() <= budget && !crate::sanitize::too_deep(&html))
         .then(|| {
             if config.content.sanitize {
@@ -239,13 +251,10 @@ pub fn removals(config: &Config, post: &Post, text: &str) -> Vec<String> {
     if !config.content.sanitize || markdown.len() > config.feed.max_entry_bytes {
         return Vec::new();
     }
-    let post_url = Url::parse(&post.url).unwrap_or_else(|_| config.site.base_url.clone());
-    let events = limit_nesting(Parser::new_ext(markdown, markdown_options()).collect());
-    let mut html = String::new();
-    pulldown_cmark::html::push_html(&mut html, events.into_iter().map(task_markers_as_text));
+    let (_, html) = markdown_html(markdown);
     crate::sanitize::removals(
         &html,
-        &post_url,
+        &post_url(config, post),
         &config.site.base_url,
         &config.content.allowed_iframe_hosts,
     )
