@@ -17,6 +17,8 @@ Checks, in order (exit 1 with a message on the first failure):
   self        rel="self" (RSS, Atom) and feed_url (JSON Feed) of every feed fetched through
               nginx equal the URL it was fetched at
   conditional an ETag from A gets 304 from B and from nginx
+  revalidate  once max-age has passed, nginx revalidates its entries with conditional
+              requests, and both replicas answer them 304 (nginx's access log)
   private     /feeds/healthz and /feeds/metrics are 404 on the public server; the internal
               server's /healthz answers 200, Cache-Control: no-store
   change      a post is edited: A and B converge to one new ETag (time printed), nginx
@@ -212,6 +214,22 @@ def wait_nginx(nginx, replica, paths, timeout, what):
     return poll(what, lambda: nginx_serves(nginx, replica, paths), timeout)
 
 
+LOG_LINE = re.compile(r'"GET (?P<path>\S+) [^"]*" (?P<status>\d+) .* cache=(?P<cache>\S*) '
+                      r'upstream=(?:\S+, )*(?P<upstream>\S*) upstream_status=(?:\S+, )*(?P<upstream_status>\S*)$')
+
+
+def revalidations(nginx, work, paths, ports):
+    """Asks nginx for every file; the number of 304s from replicas in its access log once
+    every port in PORTS has answered one, else None."""
+    for p in paths:
+        for c in CODINGS:
+            check(get(nginx.port, "/feeds/" + p, c)[0] == 200, f"nginx /feeds/{p} ({c}): not 200")
+    answered = [m for line in (work / "access.log").read_text().splitlines() if (m := LOG_LINE.search(line))
+                and m["upstream_status"] == "304"]
+    by = {int(m["upstream"].rsplit(":", 1)[1]) for m in answered}
+    return len(answered) if by >= ports else None
+
+
 def self_links(nginx, paths):
     """rel="self" (RSS atom:link, Atom link) and JSON Feed feed_url equal the URL fetched."""
     n = 0
@@ -281,6 +299,13 @@ def run(binary, work):
                 check(s == 304 and not body, f"{server} {path} ({c}) with A's ETag {etag}: {s}, expected 304")
                 check(h.get("etag") == etag, f"{server} 304 carries ETag {h.get('etag')}, expected {etag}")
         say("conditional: A's ETags get 304 from B and from nginx (identity, gzip)")
+
+        t = time.monotonic()
+        revalidated, took = poll("both replicas answer nginx's revalidations with 304",
+                                 lambda: revalidations(nginx, work, paths, {port_a, port_b}), timeout=MAX_AGE + 10,
+                                 interval=0.2)
+        say(f"revalidate: {revalidated} revalidations answered 304, by both replicas, "
+            f"{time.monotonic() - t:.2f} s after the first pass (max-age {MAX_AGE} s)")
 
         for path in ("/feeds/healthz", "/feeds/metrics", "/metrics", "/healthz"):
             s = get(public, path)[0]
