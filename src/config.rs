@@ -106,6 +106,12 @@ pub struct FeedOptions {
 #[derive(Debug, Clone)]
 pub struct Server {
     pub bind: String,
+    /// Absolute URL at which the feed files are reachable by readers, always ending in `/`
+    /// (`server.public_url`, default `site.base_url`): every feed URL is built on it, and the
+    /// server answers under its path as well as at the root.
+    pub public_url: Url,
+    /// `server.public_url` was written in the config (not the `site.base_url` default).
+    pub public_url_set: bool,
     pub cache_control: String,
     /// Bytes of uncompressed bodies kept for clients that accept neither gzip nor brotli;
     /// past it, such bodies are decompressed per request instead of kept.
@@ -245,6 +251,7 @@ impl Default for RawFeed {
 #[serde(deny_unknown_fields, default)]
 struct RawServer {
     bind: String,
+    public_url: Option<String>,
     cache_control: String,
     identity_cache_mb: usize,
     max_connections: usize,
@@ -257,6 +264,7 @@ impl Default for RawServer {
     fn default() -> Self {
         RawServer {
             bind: "127.0.0.1:8080".into(),
+            public_url: None,
             cache_control: "max-age=300, stale-while-revalidate=3600".into(),
             identity_cache_mb: 64,
             max_connections: 10_000,
@@ -387,18 +395,21 @@ type Checked<T> = Result<T, ConfigError>;
 
 fn validate(raw: RawConfig, base: &Path) -> Checked<Config> {
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let site = site(raw.site)?;
+    let content = content(raw.content, resolve)?;
+    let feed = feed(raw.feed)?;
     Ok(Config {
-        site: site(raw.site)?,
-        content: content(raw.content, resolve)?,
-        feed: feed(raw.feed)?,
-        server: server(raw.server)?,
+        server: server(raw.server, &site)?,
+        site,
+        content,
+        feed,
         watch: watch(raw.watch)?,
         export: export(raw.export, resolve)?,
     })
 }
 
-fn base_url(raw: &str) -> Checked<Url> {
-    let key = "site.base_url";
+/// An absolute http(s) URL for `key`, normalized to end in `/`, without query or fragment.
+fn absolute_url(key: &'static str, raw: &str) -> Checked<Url> {
     let mut url = Url::parse(raw.trim())
         .map_err(|e| ConfigError::at_key(key, format!("`{key}` `{raw}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
@@ -434,7 +445,7 @@ fn site(raw: RawSite) -> Checked<Site> {
     }
     let clean = |s: String| crate::text::xml_safe(s.trim()).into_owned();
     Ok(Site {
-        base_url: base_url(&raw.base_url)?,
+        base_url: absolute_url("site.base_url", &raw.base_url)?,
         title: clean(raw.title),
         description: clean(raw.description),
         author: clean(raw.author),
@@ -511,7 +522,11 @@ fn feed(raw: RawFeed) -> Checked<FeedOptions> {
     })
 }
 
-fn server(raw: RawServer) -> Checked<Server> {
+fn server(raw: RawServer, site: &Site) -> Checked<Server> {
+    let public_url = match &raw.public_url {
+        Some(url) => absolute_url("server.public_url", url)?,
+        None => site.base_url.clone(),
+    };
     if !is_header_value(&raw.cache_control) {
         return Err(ConfigError::at_key(
             "server.cache_control",
@@ -546,6 +561,8 @@ fn server(raw: RawServer) -> Checked<Server> {
     }
     Ok(Server {
         bind: raw.bind,
+        public_url_set: raw.public_url.is_some(),
+        public_url,
         cache_control: raw.cache_control,
         identity_cache_bytes: raw.identity_cache_mb.saturating_mul(1 << 20),
         max_connections: raw.max_connections,
@@ -642,6 +659,26 @@ mod tests {
         let err = parse("[feed]\nmax_entry_bytes = 2000000\n", Path::new(".")).expect_err("budget");
         assert_eq!(err.key, Some("feed.max_feed_bytes"));
         assert_eq!(err.position, None);
+    }
+
+    #[test]
+    fn public_url_defaults_to_base_url_and_is_checked() {
+        let c = parse("[site]\nbase_url = \"https://e.org/\"\n", Path::new(".")).expect("ok");
+        assert_eq!(c.server.public_url.as_str(), "https://e.org/");
+        assert!(!c.server.public_url_set);
+        let c = parse(
+            "[server]\npublic_url = \"https://e.org/feeds\"\n",
+            Path::new("."),
+        )
+        .expect("ok");
+        assert_eq!(c.server.public_url.as_str(), "https://e.org/feeds/");
+        assert!(c.server.public_url_set);
+        let err = parse("[server]\npublic_url = \"/feeds/\"\n", Path::new(".")).expect_err("url");
+        assert!(
+            err.to_string()
+                .starts_with("2:14: `server.public_url` `/feeds/` is not a URL"),
+            "{err}"
+        );
     }
 
     #[test]

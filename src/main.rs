@@ -214,6 +214,7 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
         identity_cache_bytes: config.server.identity_cache_bytes,
         brotli,
         health,
+        prefix: config.server.public_url.path().to_string(),
     });
     #[cfg(unix)]
     {

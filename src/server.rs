@@ -33,6 +33,9 @@ pub struct AppState {
     /// Problems of the process itself (content dir missing, watcher fallback, failed
     /// rebuild), reported by `/healthz` with the snapshot's.
     pub health: Arc<Health>,
+    /// Path of `server.public_url` (`/feeds/`), under which every file is served as well as
+    /// at the root; `/` when the feeds live at the root.
+    pub prefix: String,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
             identity_cache_bytes: 64 << 20,
             brotli: None,
             health: Arc::default(),
+            prefix: "/".into(),
         }
     }
 
@@ -61,12 +65,30 @@ impl AppState {
     }
 }
 
-/// Registers every route: `/healthz` and the snapshot's files (feeds, OPML, `/`).
+/// Registers every route: `/healthz` and the snapshot's files (feeds, OPML, `/`), at the
+/// root and under the public URL's path prefix.
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
+        let prefixed = (state.prefix != "/").then(|| format!("{}healthz", state.prefix));
         cfg.app_data(state)
-            .route("/healthz", web::route().to(healthz))
-            .default_service(web::to(serve_file));
+            .route("/healthz", web::route().to(healthz));
+        if let Some(path) = prefixed {
+            cfg.route(&path, web::route().to(healthz));
+        }
+        cfg.default_service(web::to(serve_file));
+    }
+}
+
+/// The request path without the public URL's path prefix (`/feeds/rss.xml` -> `/rss.xml`,
+/// `/feeds` -> `/`); other paths as they are, so a proxy may strip the prefix or not.
+pub fn strip_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {
+    let Some(bare) = prefix.strip_suffix('/').filter(|b| !b.is_empty()) else {
+        return path;
+    };
+    match path.strip_prefix(bare) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
     }
 }
 
@@ -258,7 +280,7 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return method_not_allowed();
     }
-    let Some(key) = snapshot_key(req.uri().path()) else {
+    let Some(key) = snapshot_key(strip_prefix(req.uri().path(), &state.prefix)) else {
         return not_found();
     };
     // One snapshot per request: body and validators always agree.
@@ -416,6 +438,26 @@ mod tests {
             assert_eq!(snapshot_key(raw).as_deref(), expected, "{raw}");
         }
         assert_eq!(snapshot_key(&format!("/{}", "a".repeat(5000))), None);
+    }
+
+    #[test]
+    fn public_prefix_is_optional() {
+        let cases = [
+            ("/feeds/rss.xml", "/feeds/", "/rss.xml"),
+            ("/feeds/", "/feeds/", "/"),
+            ("/feeds", "/feeds/", "/"),
+            ("/rss.xml", "/feeds/", "/rss.xml"),
+            ("/feedsx/rss.xml", "/feeds/", "/feedsx/rss.xml"),
+            ("/a/b/tags/x/rss.xml", "/a/b/", "/tags/x/rss.xml"),
+            ("/rss.xml", "/", "/rss.xml"),
+        ];
+        for (path, prefix, expected) in cases {
+            assert_eq!(
+                strip_prefix(path, prefix),
+                expected,
+                "{path} under {prefix}"
+            );
+        }
     }
 
     #[test]

@@ -348,7 +348,12 @@ impl Bin {
     /// Starts `feedsmith [--config …] args… serve --bind 127.0.0.1:0` and waits (within the
     /// timeout) until it prints `listening on <base URL>`. Its stderr is the test's.
     pub fn serve(self) -> Server {
-        let bin = self.args(["serve", "--bind", "127.0.0.1:0"]);
+        self.serve_on("127.0.0.1:0")
+    }
+
+    /// [`Bin::serve`] on a given loopback address.
+    pub fn serve_on(self, bind: &str) -> Server {
+        let bin = self.args(["serve", "--bind", bind]);
         let mut child = bin
             .command()
             .stdout(Stdio::piped())
@@ -378,6 +383,14 @@ impl Bin {
         server.base = Some(base.to_string());
         server
     }
+}
+
+/// A loopback port free a moment ago (for a server whose config must name its own address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 /// Reads a child's stream to the end on a thread.
