@@ -19,7 +19,8 @@ Checks, in order (exit 1 with a message on the first failure):
   conditional an ETag from A gets 304 from B and from nginx
   revalidate  once max-age has passed, nginx revalidates its entries with conditional
               requests, and both replicas answer them 304 (nginx's access log)
-  private     /feeds/healthz and /feeds/metrics are 404 on the public server; the internal
+  private     /feeds/healthz, /feeds/metrics (also as /feeds/feeds/healthz, %68ealthz, ./, //)
+              are 404 on the public server; the internal
               server's /healthz answers 200, Cache-Control: no-store
   change      a post is edited: A and B converge to one new ETag (time printed), nginx
               serves the new bytes for every file after max-age (time printed)
@@ -311,7 +312,8 @@ def run(binary, work):
         say(f"revalidate: {revalidated} revalidations answered 304, by both replicas, "
             f"{time.monotonic() - t:.2f} s after the first pass (max-age {MAX_AGE} s)")
 
-        for path in ("/feeds/healthz", "/feeds/metrics", "/metrics", "/healthz"):
+        for path in ("/feeds/healthz", "/feeds/metrics", "/metrics", "/healthz", "/feeds/feeds/healthz",
+                     "/feeds/%68ealthz", "/feeds/./feeds/healthz", "/feeds//healthz", "/feeds/healthz?x"):
             s = get(public, path)[0]
             check(s == 404, f"public nginx {path}: {s}, expected 404")
         s, h, body = get(internal, "/healthz")
