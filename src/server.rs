@@ -344,16 +344,7 @@ pub fn snapshot_key(raw: &str) -> Option<String> {
 }
 
 async fn serve_file(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let started = std::time::Instant::now();
-    let response = respond(&req, &state);
-    tracing::debug!(
-        target: "feedsmith::access",
-        method = %req.method(),
-        path = %req.path(),
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-    );
-    response
+    respond(&req, &state)
 }
 
 fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
