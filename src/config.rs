@@ -124,6 +124,26 @@ pub struct Server {
     pub shutdown_timeout_s: u64,
     /// Idle keep-alive connections are closed after this long (0: no keep-alive).
     pub keep_alive_s: u64,
+    /// Serve `/metrics` (Prometheus text format).
+    pub metrics: bool,
+    /// A listener of its own for `/metrics` (kept off the public interface); `None`: on the
+    /// main listener.
+    pub metrics_bind: Option<String>,
+    /// Access log format; `Off` costs nothing per request.
+    pub access_log: AccessLogFormat,
+    /// Where the access log goes; `None`: stderr.
+    pub access_log_file: Option<PathBuf>,
+}
+
+/// Access log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogFormat {
+    Off,
+    /// The combined log format of Apache and nginx.
+    Combined,
+    /// One JSON object per line.
+    Json,
 }
 
 /// How changes are noticed.
@@ -258,6 +278,10 @@ struct RawServer {
     write_timeout_s: u64,
     shutdown_timeout_s: u64,
     keep_alive_s: u64,
+    metrics: bool,
+    metrics_bind: String,
+    access_log: AccessLogFormat,
+    access_log_file: PathBuf,
 }
 
 impl Default for RawServer {
@@ -271,6 +295,10 @@ impl Default for RawServer {
             write_timeout_s: 30,
             shutdown_timeout_s: 5,
             keep_alive_s: 5,
+            metrics: true,
+            metrics_bind: String::new(),
+            access_log: AccessLogFormat::Off,
+            access_log_file: PathBuf::new(),
         }
     }
 }
@@ -399,7 +427,7 @@ fn validate(raw: RawConfig, base: &Path) -> Checked<Config> {
     let content = content(raw.content, resolve)?;
     let feed = feed(raw.feed)?;
     Ok(Config {
-        server: server(raw.server, &site)?,
+        server: server(raw.server, &site, resolve)?,
         site,
         content,
         feed,
@@ -522,7 +550,7 @@ fn feed(raw: RawFeed) -> Checked<FeedOptions> {
     })
 }
 
-fn server(raw: RawServer, site: &Site) -> Checked<Server> {
+fn server(raw: RawServer, site: &Site, resolve: impl Fn(PathBuf) -> PathBuf) -> Checked<Server> {
     let public_url = match &raw.public_url {
         Some(url) => absolute_url("server.public_url", url)?,
         None => site.base_url.clone(),
@@ -569,6 +597,11 @@ fn server(raw: RawServer, site: &Site) -> Checked<Server> {
         write_timeout_s: raw.write_timeout_s,
         shutdown_timeout_s: raw.shutdown_timeout_s,
         keep_alive_s: raw.keep_alive_s,
+        metrics: raw.metrics,
+        metrics_bind: Some(raw.metrics_bind.trim().to_string()).filter(|b| !b.is_empty()),
+        access_log: raw.access_log,
+        access_log_file: (!raw.access_log_file.as_os_str().is_empty())
+            .then(|| resolve(raw.access_log_file)),
     })
 }
 
