@@ -57,6 +57,7 @@ pub mod server;
 pub mod snapshot;
 pub mod text;
 pub mod watch;
+pub mod websub;
 
 pub use config::Config;
 pub use error::{Error, PostError, Problem};

@@ -1,12 +1,12 @@
 //! The `feedsmith` binary: parses the command line, sets up logging, calls the library and
-//! maps the outcome to an exit code (0 ok, 1 posts skipped, 2 fatal).
+//! maps the outcome to an exit code (0 ok, 1 posts skipped or hubs not notified, 2 fatal).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use feedsmith::{Config, config, content, export, listener, publish, server, watch};
+use feedsmith::{Config, config, content, export, listener, publish, server, watch, websub};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +34,10 @@ enum Command {
         /// Output directory, overriding `export.dir`.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Notify the `websub.hubs` of every feed document this export wrote (new or
+        /// changed), and wait for their answers.
+        #[arg(long)]
+        ping: bool,
     },
     /// Load every post and report problems.
     Check {
@@ -83,7 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<Option<Skipped>> {
     let config = config::load(&path, must_exist)?;
     match cli.command.unwrap_or(Command::Serve { bind: None }) {
         Command::Check { verbose } => check(&config, verbose),
-        Command::Export { out } => export_cmd(&config, out),
+        Command::Export { out, ping } => export_cmd(&config, out, ping),
         Command::Serve { bind } => serve(config, bind),
     }
 }
@@ -135,7 +139,11 @@ fn check(config: &Config, verbose: bool) -> anyhow::Result<Option<Skipped>> {
     Ok(skipped)
 }
 
-fn export_cmd(config: &Config, out: Option<PathBuf>) -> anyhow::Result<Option<Skipped>> {
+fn export_cmd(
+    config: &Config,
+    out: Option<PathBuf>,
+    ping: bool,
+) -> anyhow::Result<Option<Skipped>> {
     let started = Instant::now();
     let out = out.unwrap_or_else(|| config.export.dir.clone());
     let loaded = content::load(config)?;
@@ -169,7 +177,40 @@ fn export_cmd(config: &Config, out: Option<PathBuf>) -> anyhow::Result<Option<Sk
         summary.unchanged,
         summary.removed
     );
-    Ok(skipped)
+    let unpinged = if ping {
+        ping_hubs(config, &summary.changed)
+    } else {
+        None
+    };
+    Ok(skipped.or(unpinged))
+}
+
+/// Tells the hubs about `topics` and waits (at most the worst case of one notification plus
+/// a minute) for every answer. `Some` when some hub was not notified of some topic.
+fn ping_hubs(config: &Config, topics: &[String]) -> Option<Skipped> {
+    let hubs = config.websub.hubs.len();
+    let Some(pinger) = websub::Pinger::start(&config.websub) else {
+        if hubs == 0 {
+            eprintln!("warning: --ping: no `websub.hubs` configured; nobody notified");
+        }
+        return None;
+    };
+    pinger.publish(topics);
+    let patience = websub::Pinger::worst_case(&config.websub) + Duration::from_secs(60);
+    let finished = pinger.wait_idle(patience);
+    let stats = pinger.stats();
+    let get = websub::Stats::get;
+    let (sent, failed, waiting) = (get(&stats.sent), get(&stats.failed), get(&stats.queued));
+    println!(
+        "websub: {} changed feed document(s) x {hubs} hub(s): {sent} notified, {failed} failed{}",
+        topics.len(),
+        if finished {
+            String::new()
+        } else {
+            format!(", {waiting} unanswered after {patience:.0?}")
+        }
+    );
+    (failed > 0 || !finished).then_some(Skipped)
 }
 
 /// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
@@ -194,7 +235,13 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
             "jemalloc background threads are off ({e}): freed memory stays mapped longer"
         );
     }
-    let mut publisher = publish::Publisher::new(config.clone()).with_background_brotli();
+    let mut publisher = publish::Publisher::new(config.clone())
+        .with_background_brotli()
+        .with_websub();
+    if !config.websub.hubs.is_empty() {
+        let hubs: Vec<&str> = config.websub.hubs.iter().map(|h| h.url.as_str()).collect();
+        tracing::info!("websub: changed feeds are pushed to {}", hubs.join(", "));
+    }
     let first = publisher.rebuild(None)?;
     let store = publisher.store();
     tracing::info!(

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::content::{Cache, Trust};
 use crate::error::{Error, Problem};
 use crate::snapshot::{BrotliQueue, Rendered, Snapshot, SnapshotStore};
+use crate::websub::{self, Pinger};
 
 /// What one rebuild did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,8 @@ pub struct Publisher {
     pub(crate) health: Arc<Health>,
     /// Where files wanted in brotli go to be compressed (when serving).
     brotli: Option<BrotliQueue>,
+    /// Tells WebSub hubs which feed documents changed (when serving with hubs).
+    websub: Option<Pinger>,
 }
 
 impl Publisher {
@@ -88,6 +91,7 @@ impl Publisher {
             store: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             health: Arc::default(),
             brotli: None,
+            websub: None,
         }
     }
 
@@ -117,6 +121,19 @@ impl Publisher {
             Err(e) => tracing::warn!("no brotli thread ({e}); serving gzip only"),
         }
         self
+    }
+
+    /// Notifies the configured WebSub hubs (`websub.hubs`; nothing without hubs) of the feed
+    /// documents each rebuild changes, from background threads (`websub::Pinger`). The first
+    /// build pings nobody: what the hubs last saw is unknown, and a restart changes nothing.
+    pub fn with_websub(mut self) -> Self {
+        self.websub = Pinger::start(&self.config.websub);
+        self
+    }
+
+    /// The WebSub counters (`None` without hubs).
+    pub fn websub_stats(&self) -> Option<Arc<websub::Stats>> {
+        self.websub.as_ref().map(Pinger::stats)
     }
 
     /// Where the server queues files wanted in brotli (`None` without a brotli thread).
@@ -189,10 +206,21 @@ impl Publisher {
                 }
             }
         }
+        let topics = match &self.websub {
+            Some(_) if previous.generation > 0 => changed_topics(&previous, &next),
+            _ => Vec::new(),
+        };
         // Bodies stay in memory only for posts some feed shows (the next edit re-renders
         // their feeds); the cache owns them.
         self.cache.release_bodies(&next.shown());
         self.store.store(Arc::new(next));
+        // Only once the new bytes are served: a hub fetches the topic when notified.
+        if let Some(pinger) = &self.websub
+            && !topics.is_empty()
+        {
+            tracing::debug!(feeds = topics.len(), "websub: notifying hubs");
+            pinger.publish(topics);
+        }
         let report = Report {
             files_changed: refresh.parsed + refresh.removed,
             feeds_changed,
@@ -208,4 +236,22 @@ impl Publisher {
         );
         Ok(report)
     }
+}
+
+/// The public URLs of the feed documents of `next` whose bytes differ from `previous` (a
+/// file with the same bytes is the very same `Rendered`), sorted.
+fn changed_topics(previous: &Snapshot, next: &Snapshot) -> Vec<String> {
+    let mut topics: Vec<String> = next
+        .files
+        .iter()
+        .filter(|(path, file)| {
+            previous
+                .files
+                .get(*path)
+                .is_none_or(|old| !Arc::ptr_eq(old, file))
+        })
+        .filter_map(|(_, file)| file.topic().map(str::to_string))
+        .collect();
+    topics.sort_unstable();
+    topics
 }

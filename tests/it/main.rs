@@ -8,3 +8,4 @@ mod http;
 mod seeds;
 mod support;
 mod watch;
+mod websub;
