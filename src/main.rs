@@ -54,7 +54,8 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Posts were skipped: the command did its work, but not with everything.
+/// Posts were skipped (or hubs not notified): the command did its work, but not with
+/// everything.
 struct Skipped;
 
 fn main() -> ExitCode {

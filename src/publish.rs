@@ -1,6 +1,7 @@
 //! Publishing: a `Publisher` owns the post cache, refreshes it (some paths, or all),
 //! builds the next snapshot with `build`, publishes it with one pointer swap, and decides
-//! which post bodies stay in memory. `Health` holds the serving process's own problems for
+//! which post bodies stay in memory, and hands the URLs of the feed documents whose bytes
+//! changed to the WebSub `Pinger`. `Health` holds the serving process's own problems for
 //! `/healthz`. The watcher (`watch`) decides when to publish; this module how.
 
 use std::path::PathBuf;
