@@ -108,6 +108,12 @@ pub struct FeedOptions {
 #[derive(Debug, Clone)]
 pub struct Server {
     pub bind: String,
+    /// Absolute URL at which the feed files are reachable by readers, always ending in `/`
+    /// (`server.public_url`, default `site.base_url`): every feed URL is built on it, and the
+    /// server answers under its path as well as at the root.
+    pub public_url: Url,
+    /// `server.public_url` was written in the config (not the `site.base_url` default).
+    pub public_url_set: bool,
     pub cache_control: String,
     /// Bytes of uncompressed bodies kept for clients that accept neither gzip nor brotli;
     /// past it, such bodies are decompressed per request instead of kept.
@@ -120,6 +126,26 @@ pub struct Server {
     pub shutdown_timeout_s: u64,
     /// Idle keep-alive connections are closed after this long (0: no keep-alive).
     pub keep_alive_s: u64,
+    /// Serve `/metrics` (Prometheus text format).
+    pub metrics: bool,
+    /// A listener of its own for `/metrics` (kept off the public interface); `None`: on the
+    /// main listener.
+    pub metrics_bind: Option<String>,
+    /// Access log format; `Off` costs nothing per request.
+    pub access_log: AccessLogFormat,
+    /// Where the access log goes; `None`: stderr.
+    pub access_log_file: Option<PathBuf>,
+}
+
+/// Access log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogFormat {
+    Off,
+    /// The combined log format of Apache and nginx.
+    Combined,
+    /// One JSON object per line.
+    Json,
 }
 
 /// How changes are noticed.
@@ -272,24 +298,34 @@ impl Default for RawFeed {
 #[serde(deny_unknown_fields, default)]
 struct RawServer {
     bind: String,
+    public_url: Option<String>,
     cache_control: String,
     identity_cache_mb: usize,
     max_connections: usize,
     write_timeout_s: u64,
     shutdown_timeout_s: u64,
     keep_alive_s: u64,
+    metrics: bool,
+    metrics_bind: String,
+    access_log: AccessLogFormat,
+    access_log_file: PathBuf,
 }
 
 impl Default for RawServer {
     fn default() -> Self {
         RawServer {
             bind: "127.0.0.1:8080".into(),
+            public_url: None,
             cache_control: "max-age=300, stale-while-revalidate=3600".into(),
             identity_cache_mb: 64,
             max_connections: 10_000,
             write_timeout_s: 30,
             shutdown_timeout_s: 5,
             keep_alive_s: 5,
+            metrics: true,
+            metrics_bind: String::new(),
+            access_log: AccessLogFormat::Off,
+            access_log_file: PathBuf::new(),
         }
     }
 }
@@ -438,19 +474,23 @@ type Checked<T> = Result<T, ConfigError>;
 
 fn validate(raw: RawConfig, base: &Path) -> Checked<Config> {
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let site = site(raw.site)?;
+    let content = content(raw.content, resolve)?;
+    let feed = feed(raw.feed)?;
     Ok(Config {
-        site: site(raw.site)?,
-        content: content(raw.content, resolve)?,
-        feed: feed(raw.feed)?,
-        server: server(raw.server)?,
+        server: server(raw.server, &site, resolve)?,
+        site,
+        content,
+        feed,
         watch: watch(raw.watch)?,
         export: export(raw.export, resolve)?,
         websub: websub(raw.websub)?,
     })
 }
 
-fn base_url(raw: &str) -> Checked<Url> {
-    let mut url = http_url("site.base_url", raw)?;
+/// An absolute http(s) URL for `key`, normalized to end in `/`, without query or fragment.
+fn absolute_url(key: &'static str, raw: &str) -> Checked<Url> {
+    let mut url = http_url(key, raw)?;
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
         url.set_path(&path);
@@ -460,7 +500,8 @@ fn base_url(raw: &str) -> Checked<Url> {
     Ok(url)
 }
 
-/// An absolute http(s) URL for `key`, kept as written apart from normalization.
+/// An absolute http(s) URL for `key`, kept as written apart from the URL parser's own
+/// normalization.
 fn http_url(key: &'static str, raw: &str) -> Checked<Url> {
     let url = Url::parse(raw.trim())
         .map_err(|e| ConfigError::at_key(key, format!("`{key}` `{raw}` is not a URL: {e}")))?;
@@ -491,7 +532,7 @@ fn site(raw: RawSite) -> Checked<Site> {
     }
     let clean = |s: String| crate::text::xml_safe(s.trim()).into_owned();
     Ok(Site {
-        base_url: base_url(&raw.base_url)?,
+        base_url: absolute_url("site.base_url", &raw.base_url)?,
         title: clean(raw.title),
         description: clean(raw.description),
         author: clean(raw.author),
@@ -568,7 +609,11 @@ fn feed(raw: RawFeed) -> Checked<FeedOptions> {
     })
 }
 
-fn server(raw: RawServer) -> Checked<Server> {
+fn server(raw: RawServer, site: &Site, resolve: impl Fn(PathBuf) -> PathBuf) -> Checked<Server> {
+    let public_url = match &raw.public_url {
+        Some(url) => absolute_url("server.public_url", url)?,
+        None => site.base_url.clone(),
+    };
     if !is_header_value(&raw.cache_control) {
         return Err(ConfigError::at_key(
             "server.cache_control",
@@ -603,12 +648,19 @@ fn server(raw: RawServer) -> Checked<Server> {
     }
     Ok(Server {
         bind: raw.bind,
+        public_url_set: raw.public_url.is_some(),
+        public_url,
         cache_control: raw.cache_control,
         identity_cache_bytes: raw.identity_cache_mb.saturating_mul(1 << 20),
         max_connections: raw.max_connections,
         write_timeout_s: raw.write_timeout_s,
         shutdown_timeout_s: raw.shutdown_timeout_s,
         keep_alive_s: raw.keep_alive_s,
+        metrics: raw.metrics,
+        metrics_bind: Some(raw.metrics_bind.trim().to_string()).filter(|b| !b.is_empty()),
+        access_log: raw.access_log,
+        access_log_file: (!raw.access_log_file.as_os_str().is_empty())
+            .then(|| resolve(raw.access_log_file)),
     })
 }
 
@@ -749,6 +801,26 @@ mod tests {
         let err = parse("[feed]\nmax_entry_bytes = 2000000\n", Path::new(".")).expect_err("budget");
         assert_eq!(err.key, Some("feed.max_feed_bytes"));
         assert_eq!(err.position, None);
+    }
+
+    #[test]
+    fn public_url_defaults_to_base_url_and_is_checked() {
+        let c = parse("[site]\nbase_url = \"https://e.org/\"\n", Path::new(".")).expect("ok");
+        assert_eq!(c.server.public_url.as_str(), "https://e.org/");
+        assert!(!c.server.public_url_set);
+        let c = parse(
+            "[server]\npublic_url = \"https://e.org/feeds\"\n",
+            Path::new("."),
+        )
+        .expect("ok");
+        assert_eq!(c.server.public_url.as_str(), "https://e.org/feeds/");
+        assert!(c.server.public_url_set);
+        let err = parse("[server]\npublic_url = \"/feeds/\"\n", Path::new(".")).expect_err("url");
+        assert!(
+            err.to_string()
+                .starts_with("2:14: `server.public_url` `/feeds/` is not a URL"),
+            "{err}"
+        );
     }
 
     #[test]

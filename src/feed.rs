@@ -42,8 +42,11 @@ pub struct Feed {
     pub language: String,
     /// Site-relative directory, decoded (`zh/tags/内核/`); file names are appended.
     pub dir: String,
-    /// Absolute URL of `dir`, percent-encoded.
+    /// Absolute URL of `dir` where readers fetch it (on `server.public_url`), percent-encoded.
     pub dir_url: String,
+    /// Absolute URL of `dir` on `site.base_url`: the base of the Atom feed `id`, which stays
+    /// the same wherever the feeds are served.
+    pub id_url: String,
     pub title: String,
     pub description: String,
     /// Absolute URL of the site (language) home page.
@@ -282,7 +285,8 @@ impl Ctx<'_> {
                 format!("{}{slash}", encode_segment(name))
             })
             .collect();
-        let dir_url = format!("{}{encoded}", site.base_url);
+        let dir_url = format!("{}{encoded}", self.config.server.public_url);
+        let id_url = format!("{}{encoded}", site.base_url);
         let home_url = format!("{}{}", site.base_url, self.prefix);
         let lang_note = if self.multilingual {
             format!(" ({})", self.lang)
@@ -314,6 +318,7 @@ impl Ctx<'_> {
             language: self.lang.to_string(),
             dir,
             dir_url,
+            id_url,
             title,
             description,
             home_url,

@@ -42,6 +42,7 @@
 //! `compress` are leaves; `post` is split into `front` (front matter) and `body` (the HTML
 //! pipeline); problems of every kind are one type, `error::Problem`.
 
+pub mod access;
 pub mod build;
 pub mod compress;
 pub mod config;
@@ -51,6 +52,7 @@ pub mod error;
 pub mod export;
 pub mod feed;
 pub mod listener;
+pub mod metrics;
 pub mod post;
 pub mod publish;
 pub mod render;

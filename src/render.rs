@@ -252,8 +252,8 @@ pub fn index(config: &Config, feeds: &[Feed]) -> Vec<u8> {
     }
     out.push_str(&format!(
         "<link rel=\"alternate\" type=\"text/x-opml\" title=\"All feeds (OPML)\" href=\"{}{OPML_PATH}\">\n</head>\n<body>\n<h1>{title}</h1>\n<p>Subscribe to every feed at once with the <a href=\"{}{OPML_PATH}\">OPML list</a>.</p>\n<table>\n<thead><tr><th>Feed</th><th>Kind</th><th>Language</th><th>Formats</th></tr></thead>\n<tbody>\n",
-        escape(config.site.base_url.as_str()),
-        escape(config.site.base_url.as_str())
+        escape(config.server.public_url.as_str()),
+        escape(config.server.public_url.as_str())
     ));
     for feed in feeds {
         let links: Vec<String> = Format::ALL

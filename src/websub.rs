@@ -100,15 +100,63 @@ struct State {
     /// Round robin over hubs, so one busy hub does not starve the others.
     next_hub: usize,
     in_flight: usize,
+    /// Worker threads started (never fewer than `settings.concurrency` while there are hubs).
+    workers: usize,
+    settings: Settings,
     stop: bool,
 }
 
-/// A request to make: which hub, which topics, which attempt.
+/// What `[websub]` says about sending, swapped as a whole on a reload.
+struct Settings {
+    agent: ureq::Agent,
+    retries: u32,
+    retry_delay: Duration,
+    /// Requests in flight at most, all hubs together.
+    concurrency: usize,
+    /// Requests in flight per hub at most (a hub that never answers holds only its share).
+    per_hub: usize,
+}
+
+impl Settings {
+    fn of(config: &WebSub) -> Settings {
+        Settings {
+            agent: ureq::Agent::config_builder()
+                .timeout_global(Some(config.timeout))
+                .timeout_connect(Some(config.timeout))
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .user_agent(concat!(
+                    "feedsmith/",
+                    env!("CARGO_PKG_VERSION"),
+                    " (WebSub)"
+                ))
+                .build()
+                .into(),
+            retries: config.retries,
+            retry_delay: config.retry_delay,
+            concurrency: config.concurrency,
+            per_hub: (config.concurrency / config.hubs.len().max(1)).max(1),
+        }
+    }
+}
+
+fn hub_queue(hub: &Hub) -> HubQueue {
+    HubQueue {
+        url: hub.url.to_string(),
+        batch: hub.batch,
+        fresh: VecDeque::new(),
+        waiting: HashSet::new(),
+        retries: Vec::new(),
+        in_flight: 0,
+    }
+}
+
+/// A request to make: to which hub, which topics, which attempt, with which client.
 struct Job {
-    hub: usize,
     url: String,
     topics: Vec<String>,
     attempts: u32,
+    agent: ureq::Agent,
 }
 
 /// How a request ended.
@@ -127,11 +175,6 @@ struct Shared {
     /// `wait_idle` waits here.
     idle: Condvar,
     stats: Arc<Stats>,
-    agent: ureq::Agent,
-    retries: u32,
-    retry_delay: Duration,
-    /// Requests in flight per hub at most (a hub that never answers holds only its share).
-    per_hub: usize,
 }
 
 impl Shared {
@@ -140,73 +183,90 @@ impl Shared {
     }
 }
 
-/// Sends publish notifications to the configured hubs on background threads. Dropping it
-/// stops the workers once their current request ends (they are not waited for).
+/// Sends publish notifications to the configured hubs from worker threads of its own
+/// (started when there are hubs). Dropping it stops the workers once their current request
+/// ends (they are not waited for).
 pub struct Pinger {
     shared: Arc<Shared>,
 }
 
 impl Pinger {
-    /// Starts `websub.concurrency` worker threads; `None` without hubs (or when no thread
-    /// could be started, which is logged).
-    pub fn start(config: &WebSub) -> Option<Pinger> {
-        if config.hubs.is_empty() {
-            return None;
-        }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(config.timeout))
-            .timeout_connect(Some(config.timeout))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(concat!(
-                "feedsmith/",
-                env!("CARGO_PKG_VERSION"),
-                " (WebSub)"
-            ))
-            .build()
-            .into();
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                hubs: config
-                    .hubs
-                    .iter()
-                    .map(|hub| HubQueue {
-                        url: hub.url.to_string(),
-                        batch: hub.batch,
-                        fresh: VecDeque::new(),
-                        waiting: HashSet::new(),
-                        retries: Vec::new(),
-                        in_flight: 0,
-                    })
-                    .collect(),
-                next_hub: 0,
-                in_flight: 0,
-                stop: false,
+    /// A pinger for `[websub]`; without hubs it sends nothing (until a reload adds some).
+    pub fn start(config: &WebSub) -> Pinger {
+        let pinger = Pinger {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    hubs: Vec::new(),
+                    next_hub: 0,
+                    in_flight: 0,
+                    workers: 0,
+                    settings: Settings::of(config),
+                    stop: false,
+                }),
+                work: Condvar::new(),
+                idle: Condvar::new(),
+                stats: Arc::default(),
             }),
-            work: Condvar::new(),
-            idle: Condvar::new(),
-            stats: Arc::default(),
-            agent,
-            retries: config.retries,
-            retry_delay: config.retry_delay,
-            per_hub: (config.concurrency / config.hubs.len()).max(1),
-        });
-        let mut started = 0;
-        for i in 0..config.concurrency {
-            let worker = shared.clone();
-            match std::thread::Builder::new()
-                .name(format!("feedsmith-websub-{i}"))
-                .spawn(move || run(&worker))
-            {
-                Ok(_) => started += 1,
-                Err(e) => tracing::warn!("websub: cannot start a worker thread: {e}"),
+        };
+        pinger.reconfigure(config);
+        pinger
+    }
+
+    /// Takes a new `[websub]` (a reload). Hubs still listed keep what waits for them;
+    /// notifications waiting for a hub no longer listed are dropped (not counted as
+    /// failures); requests in flight finish with the settings they started with.
+    pub fn reconfigure(&self, config: &WebSub) {
+        let mut state = self.shared.lock();
+        let before: Vec<String> = state.hubs.iter().map(|h| h.url.clone()).collect();
+        let mut old: Vec<HubQueue> = std::mem::take(&mut state.hubs);
+        state.hubs = config
+            .hubs
+            .iter()
+            .map(|hub| {
+                let url = hub.url.as_str();
+                let mut queue = match old.iter().position(|q| q.url == url) {
+                    Some(i) => old.swap_remove(i),
+                    None => hub_queue(hub),
+                };
+                queue.batch = hub.batch;
+                queue
+            })
+            .collect();
+        let gone: usize = old.iter().map(|q| q.waiting.len()).sum();
+        Stats::sub(&self.shared.stats.queued, gone);
+        state.next_hub = 0;
+        state.settings = Settings::of(config);
+        let after: Vec<String> = state.hubs.iter().map(|h| h.url.clone()).collect();
+        if after != before && !after.is_empty() {
+            tracing::info!("websub: changed feeds are pushed to {}", after.join(", "));
+        }
+        // Workers are started once there is a hub to talk to, never more than needed.
+        let wanted = if state.hubs.is_empty() {
+            0
+        } else {
+            state.settings.concurrency
+        };
+        while state.workers < wanted {
+            let worker = self.shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("feedsmith-websub-{}", state.workers))
+                .spawn(move || run(&worker));
+            match spawned {
+                Ok(_) => state.workers += 1,
+                Err(e) => {
+                    tracing::warn!("websub: cannot start a worker thread: {e}");
+                    break;
+                }
             }
         }
-        if started == 0 {
-            tracing::warn!("websub: no worker thread; hubs will not be notified");
-            return None;
-        }
-        Some(Pinger { shared })
+        drop(state);
+        self.shared.work.notify_all();
+        self.shared.idle.notify_all();
+    }
+
+    /// Whether any hub is configured.
+    pub fn has_hubs(&self) -> bool {
+        !self.shared.lock().hubs.is_empty()
     }
 
     /// The counters.
@@ -295,13 +355,17 @@ fn backoff(delay: Duration, retry: u32) -> Duration {
 /// The next request to make, if any is ready: due retries first, then fresh topics, hubs
 /// taken in turn, each within its share of the workers. Otherwise when the next retry falls
 /// due.
-fn take(state: &mut State, shared: &Shared, now: Instant) -> Result<Job, Option<Instant>> {
+fn take(state: &mut State, now: Instant) -> Result<Job, Option<Instant>> {
     let n = state.hubs.len();
+    if state.in_flight >= state.settings.concurrency {
+        return Err(None);
+    }
     let mut next_due: Option<Instant> = None;
     for k in 0..n {
         let i = (state.next_hub + k) % n;
+        let per_hub = state.settings.per_hub;
         let hub = &mut state.hubs[i];
-        if hub.in_flight >= shared.per_hub {
+        if hub.in_flight >= per_hub {
             continue;
         }
         let due = hub
@@ -329,13 +393,14 @@ fn take(state: &mut State, shared: &Shared, now: Instant) -> Result<Job, Option<
                 hub.waiting.remove(topic);
             }
             hub.in_flight += 1;
+            let url = hub.url.clone();
             state.in_flight += 1;
             state.next_hub = (i + 1) % n;
             return Ok(Job {
-                hub: i,
-                url: hub.url.clone(),
+                url,
                 topics,
                 attempts,
+                agent: state.settings.agent.clone(),
             });
         }
     }
@@ -349,7 +414,7 @@ fn run(shared: &Shared) {
         if state.stop {
             return;
         }
-        let job = match take(&mut state, shared, Instant::now()) {
+        let job = match take(&mut state, Instant::now()) {
             Ok(job) => job,
             Err(next_due) => {
                 state = match next_due {
@@ -370,7 +435,7 @@ fn run(shared: &Shared) {
             }
         };
         drop(state);
-        let outcome = send(&shared.agent, &job.url, &job.topics);
+        let outcome = send(&job.agent, &job.url, &job.topics);
         Stats::add(&shared.stats.requests, 1);
         state = shared.lock();
         finish(&mut state, shared, job, outcome);
@@ -384,10 +449,16 @@ fn run(shared: &Shared) {
 fn finish(state: &mut State, shared: &Shared, job: Job, outcome: Outcome) {
     let stats = &shared.stats;
     state.in_flight -= 1;
-    let hub = &mut state.hubs[job.hub];
-    hub.in_flight -= 1;
+    let retries = state.settings.retries;
+    let retry_delay = state.settings.retry_delay;
     let n = job.topics.len();
     let attempts = job.attempts + 1;
+    let Some(hub) = state.hubs.iter_mut().find(|h| h.url == job.url) else {
+        // The hub was dropped from the config while the request was in flight.
+        Stats::sub(&stats.queued, n);
+        return;
+    };
+    hub.in_flight = hub.in_flight.saturating_sub(1);
     match outcome {
         Outcome::Sent => {
             Stats::add(&stats.sent, n);
@@ -403,7 +474,7 @@ fn finish(state: &mut State, shared: &Shared, job: Job, outcome: Outcome) {
                 describe(&job.topics)
             );
         }
-        Outcome::Retry(error) if job.attempts >= shared.retries => {
+        Outcome::Retry(error) if job.attempts >= retries => {
             Stats::add(&stats.failed, n);
             Stats::sub(&stats.queued, n);
             tracing::warn!(
@@ -423,7 +494,7 @@ fn finish(state: &mut State, shared: &Shared, job: Job, outcome: Outcome) {
             let merged = n - topics.len();
             Stats::add(&stats.coalesced, merged);
             Stats::sub(&stats.queued, merged);
-            let wait = backoff(shared.retry_delay, attempts);
+            let wait = backoff(retry_delay, attempts);
             tracing::debug!(hub = %job.url, %error, ?wait, "websub: will retry");
             if !topics.is_empty() {
                 hub.waiting.extend(topics.iter().cloned());

@@ -77,7 +77,7 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
         .collect();
     let atom = AtomFeed {
         title: Text::plain(feed.title.clone()),
-        id: format!("{}{}", feed.dir_url, Format::Atom.file_name()),
+        id: format!("{}{}", feed.id_url, Format::Atom.file_name()),
         updated: feed.updated,
         authors: vec![person(site_author)],
         generator: Some(Generator {

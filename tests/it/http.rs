@@ -417,10 +417,10 @@ async fn brotli_is_made_on_demand_and_identity_is_kept_only_within_its_budget() 
     let config = support::sample_config();
     let loaded = feedsmith::content::load(&config).expect("loads");
     let snap = Arc::new(support::build_loaded(&config, &loaded));
-    let (queue, queued) = std::sync::mpsc::channel();
+    let (queue, queued) = feedsmith::snapshot::BrotliQueue::new();
     let mut state = state(snap.clone());
     state.brotli = Some(queue);
-    state.identity_cache_bytes = 0;
+    state.update(|s| s.identity_cache_bytes = 0);
     let app = app_for(state).await;
     let br = [("accept-encoding", "br, gzip")];
 
@@ -430,7 +430,7 @@ async fn brotli_is_made_on_demand_and_identity_is_kept_only_within_its_budget() 
         assert_eq!(header_of(&resp, header::CONTENT_ENCODING), "gzip");
     }
     let file = queued.try_recv().expect("queued for brotli");
-    assert!(queued.try_recv().is_err(), "queued once");
+    assert!(queued.try_recv().is_none(), "queued once");
     assert!(Arc::ptr_eq(&file, &snap.files["rss.xml"]));
     file.fill_brotli();
     let resp = get(&app, "/rss.xml", &br).await;
@@ -443,7 +443,7 @@ async fn brotli_is_made_on_demand_and_identity_is_kept_only_within_its_budget() 
 
     // Clients that do not take brotli queue nothing.
     get(&app, "/atom.xml", &[("accept-encoding", "gzip")]).await;
-    assert!(queued.try_recv().is_err());
+    assert!(queued.try_recv().is_none());
 
     // Identity past the budget: the right bytes, decompressed for the request, not kept.
     let resp = get(&app, "/atom.xml", &[]).await;
@@ -453,4 +453,77 @@ async fn brotli_is_made_on_demand_and_identity_is_kept_only_within_its_budget() 
         snap.files["atom.xml"].decompress()
     );
     assert!(!snap.files["atom.xml"].identity_is_kept());
+}
+
+/// `rel="self"` (RSS and Atom) and `feed_url` (JSON Feed) of a feed document.
+fn self_link(body: &str, json: bool) -> String {
+    if json {
+        let value: serde_json::Value = serde_json::from_str(body).expect("JSON Feed");
+        return value["feed_url"].as_str().expect("feed_url").to_string();
+    }
+    let doc = roxmltree::Document::parse(body).expect("XML");
+    doc.descendants()
+        .find(|n| n.tag_name().name() == "link" && n.attribute("rel") == Some("self"))
+        .and_then(|n| n.attribute("href"))
+        .expect("a rel=self link")
+        .to_string()
+}
+
+#[test]
+fn self_links_are_the_urls_the_feeds_are_served_at_under_a_path_prefix() {
+    let port = support::free_port();
+    let public = format!("http://127.0.0.1:{port}/feeds/");
+    let site = Site::new();
+    site.post("en/a b.md", "A", "2024-01-01", &["内核", "C++"], "one")
+        .post("zh/b.md", "B", "2024-01-02", &["内核"], "two");
+    let config = support::config_text(
+        site.dir(),
+        &format!(
+            "[content]\nlanguages = [\"en\", \"zh\"]\n[site]\nbase_url = \"https://www.example.org/blog/\"\n[server]\npublic_url = \"{public}\"\n"
+        ),
+    );
+    let _server = Bin::new()
+        .config_text(&config)
+        .env("RUST_LOG", "warn")
+        .timeout(Duration::from_secs(60))
+        .serve_on(&format!("127.0.0.1:{port}"));
+    // Every feed listed in the OPML, in every format, at its public URL.
+    let (status, _, opml) = support::fetch(&format!("{public}feeds.opml"));
+    assert_eq!(status, 200);
+    let opml = String::from_utf8(opml).expect("utf-8");
+    let doc = roxmltree::Document::parse(&opml).expect("OPML");
+    let rss_urls: Vec<String> = doc
+        .descendants()
+        .filter_map(|n| n.attribute("xmlUrl"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(rss_urls.len(), 5, "{rss_urls:?}");
+    for rss in &rss_urls {
+        assert!(rss.starts_with(&public), "{rss}");
+        let dir = rss.strip_suffix("rss.xml").expect("rss.xml");
+        for (file, json) in [("rss.xml", false), ("atom.xml", false), ("feed.json", true)] {
+            let url = format!("{dir}{file}");
+            let (status, _, body) = support::fetch(&url);
+            assert_eq!(status, 200, "{url}");
+            let body = String::from_utf8(body).expect("utf-8");
+            assert_eq!(self_link(&body, json), url);
+            // The same file without the prefix, for a proxy that strips it.
+            let bare = url.replacen("/feeds/", "/", 1);
+            let (status, _, same) = support::fetch(&bare);
+            assert_eq!((status, same), (200, body.into_bytes()), "{bare}");
+        }
+    }
+    // Post links stay on the site's base URL; the Atom id does not move with the feeds.
+    let (_, _, atom) = support::fetch(&format!("{public}en/atom.xml"));
+    let atom = String::from_utf8(atom).expect("utf-8");
+    assert!(
+        atom.contains("<id>https://www.example.org/blog/en/atom.xml</id>"),
+        "{atom}"
+    );
+    assert!(
+        atom.contains("href=\"https://www.example.org/blog/en/a%20b.html\""),
+        "{atom}"
+    );
+    let (status, _, _) = support::fetch(&format!("{public}healthz"));
+    assert_eq!(status, 200);
 }

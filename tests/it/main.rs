@@ -5,6 +5,7 @@ mod export;
 mod feeds;
 mod hostile;
 mod http;
+mod ops;
 mod seeds;
 mod support;
 mod watch;

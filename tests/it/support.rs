@@ -348,7 +348,12 @@ impl Bin {
     /// Starts `feedsmith [--config …] args… serve --bind 127.0.0.1:0` and waits (within the
     /// timeout) until it prints `listening on <base URL>`. Its stderr is the test's.
     pub fn serve(self) -> Server {
-        let bin = self.args(["serve", "--bind", "127.0.0.1:0"]);
+        self.serve_on("127.0.0.1:0")
+    }
+
+    /// [`Bin::serve`] on a given loopback address.
+    pub fn serve_on(self, bind: &str) -> Server {
+        let bin = self.args(["serve", "--bind", bind]);
         let mut child = bin
             .command()
             .stdout(Stdio::piped())
@@ -363,7 +368,11 @@ impl Bin {
             let _ = tx.send(first);
             lines.for_each(drop);
         });
-        let mut server = Server { child, base: None };
+        let mut server = Server {
+            child,
+            base: None,
+            _config_dir: None,
+        };
         let line = rx.recv_timeout(bin.timeout).unwrap_or_else(|_| {
             panic!(
                 "`{}` printed nothing within {:?}",
@@ -376,8 +385,17 @@ impl Bin {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("`{}` printed `{line}`, not its address", bin.describe()));
         server.base = Some(base.to_string());
+        server._config_dir = bin._config_dir;
         server
     }
+}
+
+/// A loopback port free a moment ago (for a server whose config must name its own address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 /// Reads a child's stream to the end on a thread.
@@ -435,6 +453,8 @@ impl Ran {
 pub struct Server {
     child: Child,
     base: Option<String>,
+    /// Holds a config file written by [`Bin::config_text`] while the server runs.
+    _config_dir: Option<tempfile::TempDir>,
 }
 
 impl Server {

@@ -419,6 +419,38 @@ fn a_burst_of_a_thousand_new_files_pings_each_changed_url_at_most_once_per_rebui
     assert!(!counts.keys().any(|t| t.contains("/old/")), "{counts:?}");
 }
 
+#[test]
+fn a_reload_that_adds_or_removes_hubs_pings_only_the_hubs_configured_now() {
+    let hub = Receiver::ok();
+    let site = Site::new();
+    site.post("a.md", "A", "2024-01-01", &["t"], "x");
+    let without = site.config("");
+    let with = site.config(&websub_toml(&[&hub], &[], ""));
+    let mut publisher = Publisher::new(without.clone()).with_websub();
+    let stats = publisher.websub_stats().expect("with_websub");
+    publisher.rebuild(None).expect("first build");
+    let store = publisher.store();
+    let before = store.load_full();
+
+    // Hubs added: every feed document now links them, so every one changed and is pinged.
+    publisher.reconfigure(with);
+    publisher.rebuild(None).expect("reload");
+    let expected = changed(&before, &store.load());
+    assert_eq!(expected.len(), 6, "global and tag feeds x 3 formats");
+    support::eventually(20, "pinged after the reload", || {
+        (get(&stats.sent) == 6).then_some(())
+    });
+    assert_eq!(hub.topics(), expected);
+
+    // Hubs removed: the documents change again, and nobody is told.
+    let requests = get(&stats.requests);
+    publisher.reconfigure(without);
+    publisher.rebuild(None).expect("reload");
+    assert!(store.load().files["rss.xml"].link().is_none());
+    assert_eq!(get(&stats.queued), 0);
+    assert_eq!(get(&stats.requests), requests);
+}
+
 // ---- failing and silent hubs -----------------------------------------------------------
 
 #[test]
