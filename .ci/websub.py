@@ -2,11 +2,12 @@
 """WebSub end to end with a real hub: flask-websub's hub (Celery in eager mode with the
 in-memory broker, so no worker or broker process) and a small subscriber run in this
 process on 127.0.0.1; `feedsmith serve` is started through the benchmark harness
-(`bench/harness.py`) with `websub.hubs` pointing at the hub. The subscriber discovers the
-hub from a tag feed's `Link` header, subscribes through the hub (which verifies intent with
-a challenge), then a post of that tag is edited: feedsmith notifies the hub, the hub
-re-fetches the feed and delivers it, and the subscriber must receive the new content within
-30 s. Loopback only; everything started is stopped.
+(`bench/harness.py`) with `websub.hubs` pointing at the hub and its feeds under a `/feeds/`
+`server.public_url`. The subscriber discovers the hub from a tag feed's `Link` header,
+subscribes through the hub (which verifies intent with a challenge), then a post of that tag
+is edited: feedsmith notifies the hub, the hub re-fetches the feed and delivers it, and the
+subscriber must receive exactly the feed now served, with the edit, within 30 s. Loopback
+only; everything started is stopped.
 
 Needs: pip install flask-websub==0.4.1 celery==5.7.0
 Usage: python3 .ci/websub.py BINARY
@@ -124,10 +125,13 @@ def main():
         (content / "news/b.md").write_text(post("Another post", "other", "Untouched."))
         hub_url, hub_server = start_hub(work)
         port = harness.free_port()
-        # Feed URLs must be the ones the hub can fetch: the server's own address.
+        # Feed URLs must be the ones the hub can fetch: the server's own address (under a
+        # path prefix, as behind a proxy); posts stay on the site's URL.
+        public = f"http://{HOST}:{port}/feeds/"
         config = pathlib.Path(work, "config.toml")
         config.write_text(
-            f'[site]\nbase_url = "http://{HOST}:{port}/"\n'
+            '[site]\nbase_url = "https://www.example.org/"\n'
+            f'[server]\npublic_url = "{public}"\n'
             f'[content]\ndir = "{content}"\n'
             "[watch]\ndebounce_ms = 50\n"
             f'[websub]\nhubs = ["{hub_url}"]\ntimeout_s = 10\nretries = 2\n'
@@ -138,7 +142,7 @@ def main():
         try:
             with harness.Server("feedsmith", cmd, work, port, env=env) as server:
                 server.wait_up("/healthz", 200, timeout=60)
-                topic_url = f"http://{HOST}:{port}/tags/{TAG}/atom.xml"
+                topic_url = f"{public}tags/{TAG}/atom.xml"
                 found_hub, self_url = discover(topic_url)
                 assert found_hub == hub_url and self_url == topic_url, (found_hub, self_url)
                 print(f"discovered hub {found_hub} for {self_url}")

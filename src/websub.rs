@@ -6,7 +6,8 @@
 //! one notification per URL); a URL already sent is queued again, so the hub hears of every
 //! change that happened after its last fetch. Network errors, 5xx and 429 are retried with
 //! exponential backoff, then given up with a warning; any other answer is final (2xx sent;
-//! 3xx/4xx logged with the hub's status and answer). Knows nothing of snapshots or files.
+//! 3xx/4xx logged with the hub's status and answer). A reload swaps the hubs and settings in
+//! place (`reconfigure`). Knows nothing of snapshots or files.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Read;
