@@ -130,9 +130,13 @@ fn start_watcher(
     };
     let poll = force_poll || config.watch.mode == WatchMode::Poll;
     if !poll {
+        // No access events: with IN_OPEN, walking the tree to watch it (an opendir per
+        // directory) floods the event queue past its limit on a large site, and the overflow
+        // means a needless rescan right after start.
+        let kinds = notify::EventKindMask::CORE;
         let attempt = notify::RecommendedWatcher::new(
             handler(root.clone(), sender.clone()),
-            notify::Config::default(),
+            notify::Config::default().with_event_kinds(kinds),
         )
         .and_then(|mut w| w.watch(&root, RecursiveMode::Recursive).map(|()| w));
         match attempt {
