@@ -137,12 +137,11 @@ fn render_feeds(
                     let path = format!("{}{}", feed.dir, format.file_name());
                     let body = render::render_with(config, feed, *format, &texts)?;
                     let file = reuse(previous, &path, &body).unwrap_or_else(|| {
-                        Arc::new(Rendered::new(
-                            format.content_type(),
-                            &body,
-                            feed.updated,
-                            config,
-                        ))
+                        let self_url = format!("{}{}", feed.dir_url, format.file_name());
+                        Arc::new(
+                            Rendered::new(format.content_type(), &body, feed.updated, config)
+                                .feed_at(self_url, config),
+                        )
                     });
                     emit(&path, &file, &body)?;
                     Ok((path, file))

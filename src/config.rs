@@ -25,6 +25,8 @@ pub struct Config {
     pub watch: Watch,
     /// One-shot export.
     pub export: Export,
+    /// WebSub hubs to advertise and notify.
+    pub websub: WebSub,
 }
 
 /// `[site]`
@@ -176,6 +178,30 @@ pub struct Export {
     pub brotli_quality: u32,
 }
 
+/// `[websub]`
+#[derive(Debug, Clone)]
+pub struct WebSub {
+    /// Hubs advertised in every feed and notified when a feed changes, in config order.
+    pub hubs: Vec<Hub>,
+    /// Bound of one publish request: connecting, sending and reading the answer.
+    pub timeout: std::time::Duration,
+    /// Retries after the first attempt (network errors, 5xx, 429).
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub retry_delay: std::time::Duration,
+    /// Publish requests in flight at once, all hubs together.
+    pub concurrency: usize,
+}
+
+/// One WebSub hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hub {
+    /// Absolute http(s) URL, as written (no trailing `/` added).
+    pub url: Url,
+    /// Takes several `hub.url` values in one publish request (`websub.batch_hubs`).
+    pub batch: bool,
+}
+
 // ---- raw (serde) layer -------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -187,6 +213,7 @@ struct RawConfig {
     server: RawServer,
     watch: RawWatch,
     export: RawExport,
+    websub: RawWebSub,
 }
 
 #[derive(Deserialize)]
@@ -339,6 +366,30 @@ impl Default for RawExport {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawWebSub {
+    hubs: Vec<String>,
+    batch_hubs: Vec<String>,
+    timeout_s: u64,
+    retries: u32,
+    retry_delay_ms: u64,
+    concurrency: usize,
+}
+
+impl Default for RawWebSub {
+    fn default() -> Self {
+        RawWebSub {
+            hubs: Vec::new(),
+            batch_hubs: Vec::new(),
+            timeout_s: 10,
+            retries: 5,
+            retry_delay_ms: 1000,
+            concurrency: 4,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         // The defaults are valid by construction; `parse` of an empty file cannot fail.
@@ -433,12 +484,26 @@ fn validate(raw: RawConfig, base: &Path) -> Checked<Config> {
         feed,
         watch: watch(raw.watch)?,
         export: export(raw.export, resolve)?,
+        websub: websub(raw.websub)?,
     })
 }
 
 /// An absolute http(s) URL for `key`, normalized to end in `/`, without query or fragment.
 fn absolute_url(key: &'static str, raw: &str) -> Checked<Url> {
-    let mut url = Url::parse(raw.trim())
+    let mut url = http_url(key, raw)?;
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// An absolute http(s) URL for `key`, kept as written apart from the URL parser's own
+/// normalization.
+fn http_url(key: &'static str, raw: &str) -> Checked<Url> {
+    let url = Url::parse(raw.trim())
         .map_err(|e| ConfigError::at_key(key, format!("`{key}` `{raw}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
         return Err(ConfigError::at_key(
@@ -446,12 +511,6 @@ fn absolute_url(key: &'static str, raw: &str) -> Checked<Url> {
             format!("`{key}` `{raw}` must be an absolute http(s) URL"),
         ));
     }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    url.set_query(None);
-    url.set_fragment(None);
     Ok(url)
 }
 
@@ -645,6 +704,56 @@ fn export(raw: RawExport, resolve: impl Fn(PathBuf) -> PathBuf) -> Checked<Expor
     })
 }
 
+fn websub(raw: RawWebSub) -> Checked<WebSub> {
+    let mut hubs: Vec<Hub> = Vec::new();
+    for written in &raw.hubs {
+        let mut url = http_url("websub.hubs", written)?;
+        url.set_fragment(None);
+        if hubs.iter().any(|h| h.url == url) {
+            return Err(ConfigError::at_key(
+                "websub.hubs",
+                format!("`websub.hubs` lists `{url}` twice"),
+            ));
+        }
+        hubs.push(Hub { url, batch: false });
+    }
+    for written in &raw.batch_hubs {
+        let mut url = http_url("websub.batch_hubs", written)?;
+        url.set_fragment(None);
+        let Some(hub) = hubs.iter_mut().find(|h| h.url == url) else {
+            return Err(ConfigError::at_key(
+                "websub.batch_hubs",
+                format!("`websub.batch_hubs`: `{url}` is not one of `websub.hubs`"),
+            ));
+        };
+        hub.batch = true;
+    }
+    for (key, value, range) in [
+        ("websub.timeout_s", raw.timeout_s, 1..=600),
+        ("websub.retry_delay_ms", raw.retry_delay_ms, 1..=600_000),
+        ("websub.retries", u64::from(raw.retries), 0..=20),
+        ("websub.concurrency", raw.concurrency as u64, 1..=64),
+    ] {
+        if !range.contains(&value) {
+            return Err(ConfigError::at_key(
+                key,
+                format!(
+                    "`{key}` must be between {} and {}",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+    }
+    Ok(WebSub {
+        hubs,
+        timeout: std::time::Duration::from_secs(raw.timeout_s),
+        retries: raw.retries,
+        retry_delay: std::time::Duration::from_millis(raw.retry_delay_ms),
+        concurrency: raw.concurrency,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,5 +831,54 @@ mod tests {
         )
         .expect("ok");
         assert_eq!(c.site.base_url.as_str(), "https://e.org/blog/");
+    }
+
+    #[test]
+    fn websub_hubs_are_validated_like_base_url_and_batch_hubs_must_be_hubs() {
+        let c = parse(
+            "[websub]\nhubs = [\"https://hub.example/publish\", \"http://127.0.0.1:9/\"]\nbatch_hubs = [\"https://hub.example/publish\"]\n",
+            Path::new("."),
+        )
+        .expect("valid hubs");
+        let hubs: Vec<(&str, bool)> = c
+            .websub
+            .hubs
+            .iter()
+            .map(|h| (h.url.as_str(), h.batch))
+            .collect();
+        assert_eq!(
+            hubs,
+            [
+                ("https://hub.example/publish", true),
+                ("http://127.0.0.1:9/", false)
+            ]
+        );
+        let cases = [
+            (
+                "[websub]\nhubs = [\"ftp://hub/\"]\n",
+                "2:8: `websub.hubs` `ftp://hub/` must be an absolute http(s) URL",
+            ),
+            (
+                "[websub]\nhubs = [\"hub.example\"]\n",
+                "2:8: `websub.hubs` `hub.example` is not a URL: relative URL without a base",
+            ),
+            (
+                "[websub]\nhubs = [\"http://a/\", \"http://a/\"]\n",
+                "2:8: `websub.hubs` lists `http://a/` twice",
+            ),
+            (
+                "[websub]\nhubs = [\"http://a/\"]\nbatch_hubs = [\"http://b/\"]\n",
+                "3:14: `websub.batch_hubs`: `http://b/` is not one of `websub.hubs`",
+            ),
+            (
+                "[websub]\ntimeout_s = 0\n",
+                "2:13: `websub.timeout_s` must be between 1 and 600",
+            ),
+        ];
+        for (text, message) in cases {
+            let err = parse(text, Path::new(".")).expect_err(text);
+            assert_eq!(err.to_string(), message, "{text}");
+        }
+        assert!(Config::default().websub.hubs.is_empty());
     }
 }

@@ -13,6 +13,8 @@
 //!   --> server (one snapshot per request)
 //!       (served by `listener`: actix-server workers, each connection a `conn::Guarded`
 //!        that bounds what one client can make the process hold)
+//!   \--> websub::Pinger (self URLs of the feed documents whose bytes changed; hubs are
+//!        notified from its own threads, never on the rebuild or request path)
 //!   \--> export::export: each file written to feeds/ as soon as it is rendered
 //! ```
 //!
@@ -59,6 +61,7 @@ pub mod server;
 pub mod snapshot;
 pub mod text;
 pub mod watch;
+pub mod websub;
 
 pub use config::Config;
 pub use error::{Error, PostError, Problem};

@@ -1,16 +1,16 @@
 //! The `feedsmith` binary: parses the command line, sets up logging, calls the library and
-//! maps the outcome to an exit code (0 ok, 1 posts skipped, 2 fatal).
+//! maps the outcome to an exit code (0 ok, 1 posts skipped or hubs not notified, 2 fatal).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
 use feedsmith::access::AccessLog;
 use feedsmith::metrics::Metrics;
-use feedsmith::{Config, config, content, export, listener, publish, server, watch};
+use feedsmith::{Config, config, content, export, listener, publish, server, watch, websub};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +38,10 @@ enum Command {
         /// Output directory, overriding `export.dir`.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Notify the `websub.hubs` of every feed document this export wrote (new or
+        /// changed), and wait for their answers.
+        #[arg(long)]
+        ping: bool,
     },
     /// Load every post and report problems.
     Check {
@@ -54,7 +58,8 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Posts were skipped: the command did its work, but not with everything.
+/// Posts were skipped (or hubs not notified): the command did its work, but not with
+/// everything.
 struct Skipped;
 
 fn main() -> ExitCode {
@@ -87,7 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<Option<Skipped>> {
     let config = config::load(&path, must_exist)?;
     match cli.command.unwrap_or(Command::Serve { bind: None }) {
         Command::Check { verbose } => check(&config, verbose),
-        Command::Export { out } => export_cmd(&config, out),
+        Command::Export { out, ping } => export_cmd(&config, out, ping),
         Command::Serve { bind } => serve(config, path, must_exist, bind),
     }
 }
@@ -139,7 +144,11 @@ fn check(config: &Config, verbose: bool) -> anyhow::Result<Option<Skipped>> {
     Ok(skipped)
 }
 
-fn export_cmd(config: &Config, out: Option<PathBuf>) -> anyhow::Result<Option<Skipped>> {
+fn export_cmd(
+    config: &Config,
+    out: Option<PathBuf>,
+    ping: bool,
+) -> anyhow::Result<Option<Skipped>> {
     let started = Instant::now();
     let out = out.unwrap_or_else(|| config.export.dir.clone());
     let loaded = content::load(config)?;
@@ -173,7 +182,39 @@ fn export_cmd(config: &Config, out: Option<PathBuf>) -> anyhow::Result<Option<Sk
         summary.unchanged,
         summary.removed
     );
-    Ok(skipped)
+    let unpinged = if ping {
+        ping_hubs(config, &summary.changed)
+    } else {
+        None
+    };
+    Ok(skipped.or(unpinged))
+}
+
+/// Tells the hubs about `topics` and waits (at most the worst case of one notification plus
+/// a minute) for every answer. `Some` when some hub was not notified of some topic.
+fn ping_hubs(config: &Config, topics: &[String]) -> Option<Skipped> {
+    let hubs = config.websub.hubs.len();
+    if hubs == 0 {
+        eprintln!("warning: --ping: no `websub.hubs` configured; nobody notified");
+        return None;
+    }
+    let pinger = websub::Pinger::start(&config.websub);
+    pinger.publish(topics);
+    let patience = websub::Pinger::worst_case(&config.websub) + Duration::from_secs(60);
+    let finished = pinger.wait_idle(patience);
+    let stats = pinger.stats();
+    let get = websub::Stats::get;
+    let (sent, failed, waiting) = (get(&stats.sent), get(&stats.failed), get(&stats.queued));
+    println!(
+        "websub: {} changed feed document(s) x {hubs} hub(s): {sent} notified, {failed} failed{}",
+        topics.len(),
+        if finished {
+            String::new()
+        } else {
+            format!(", {waiting} unanswered after {patience:.0?}")
+        }
+    );
+    (failed > 0 || !finished).then_some(Skipped)
 }
 
 /// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
@@ -204,7 +245,9 @@ fn serve(
         );
     }
     let metrics = config.server.metrics.then(|| Arc::new(Metrics::new()));
-    let mut publisher = publish::Publisher::new(config.clone()).with_background_brotli();
+    let mut publisher = publish::Publisher::new(config.clone())
+        .with_background_brotli()
+        .with_websub();
     if let Some(metrics) = &metrics {
         publisher = publisher.with_metrics(metrics.clone());
         metrics.config_loaded(true);

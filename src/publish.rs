@@ -1,6 +1,7 @@
 //! Publishing: a `Publisher` owns the post cache, refreshes it (some paths, or all),
 //! builds the next snapshot with `build`, publishes it with one pointer swap, and decides
-//! which post bodies stay in memory. `Health` holds the serving process's own problems for
+//! which post bodies stay in memory, and hands the URLs of the feed documents whose bytes
+//! changed to the WebSub `Pinger`. `Health` holds the serving process's own problems for
 //! `/healthz`. The watcher (`watch`) decides when to publish; this module how.
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use crate::content::{Cache, Trust};
 use crate::error::{Error, Problem};
 use crate::metrics::Metrics;
 use crate::snapshot::{BrotliQueue, Snapshot, SnapshotStore};
+use crate::websub::{self, Pinger};
 
 /// What one rebuild did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +127,8 @@ pub struct Publisher {
     brotli: Option<BrotliQueue>,
     /// Rebuild counters and timings, when serving with metrics.
     metrics: Option<Arc<Metrics>>,
+    /// Tells WebSub hubs which feed documents changed (when serving with hubs).
+    websub: Option<Pinger>,
 }
 
 impl Publisher {
@@ -137,6 +141,7 @@ impl Publisher {
             health: Arc::default(),
             brotli: None,
             metrics: None,
+            websub: None,
         }
     }
 
@@ -154,6 +159,9 @@ impl Publisher {
     /// Takes a new config (a reload): every post is read again with it at the next rebuild,
     /// and every feed rendered again (files whose bytes come out the same keep their ETag).
     pub fn reconfigure(&mut self, config: Config) {
+        if let Some(pinger) = &self.websub {
+            pinger.reconfigure(&config.websub);
+        }
         self.config = config;
         self.cache = Cache::default();
     }
@@ -184,6 +192,19 @@ impl Publisher {
             Err(e) => tracing::warn!("no brotli thread ({e}); serving gzip only"),
         }
         self
+    }
+
+    /// Notifies the configured WebSub hubs (`websub.hubs`, as reloads change them) of the
+    /// feed documents each rebuild changes, from background threads (`websub::Pinger`). The
+    /// first build pings nobody: what the hubs last saw is unknown.
+    pub fn with_websub(mut self) -> Self {
+        self.websub = Some(Pinger::start(&self.config.websub));
+        self
+    }
+
+    /// The WebSub counters (`None` unless `with_websub`); the same object across reloads.
+    pub fn websub_stats(&self) -> Option<Arc<websub::Stats>> {
+        self.websub.as_ref().map(Pinger::stats)
     }
 
     /// Where the server queues files wanted in brotli (`None` without a brotli thread).
@@ -267,10 +288,23 @@ impl Publisher {
                 }
             }
         }
+        let topics = match &self.websub {
+            Some(pinger) if previous.generation > 0 && pinger.has_hubs() => {
+                changed_topics(&previous, &next)
+            }
+            _ => Vec::new(),
+        };
         // Bodies stay in memory only for posts some feed shows (the next edit re-renders
         // their feeds); the cache owns them.
         self.cache.release_bodies(&next.shown());
         self.store.store(Arc::new(next));
+        // Only once the new bytes are served: a hub fetches the topic when notified.
+        if let Some(pinger) = &self.websub
+            && !topics.is_empty()
+        {
+            tracing::debug!(feeds = topics.len(), "websub: notifying hubs");
+            pinger.publish(topics);
+        }
         let report = Report {
             files_changed: refresh.parsed + refresh.removed,
             feeds_changed,
@@ -286,4 +320,22 @@ impl Publisher {
         );
         Ok(report)
     }
+}
+
+/// The public URLs of the feed documents of `next` whose bytes differ from `previous` (a
+/// file with the same bytes is the very same `Rendered`), sorted.
+fn changed_topics(previous: &Snapshot, next: &Snapshot) -> Vec<String> {
+    let mut topics: Vec<String> = next
+        .files
+        .iter()
+        .filter(|(path, file)| {
+            previous
+                .files
+                .get(*path)
+                .is_none_or(|old| !Arc::ptr_eq(old, file))
+        })
+        .filter_map(|(_, file)| file.topic().map(str::to_string))
+        .collect();
+    topics.sort_unstable();
+    topics
 }

@@ -171,6 +171,11 @@ pub fn render_with(
     })
 }
 
+/// The WebSub hubs every feed document advertises (`rel="hub"`, JSON Feed `hubs`).
+fn hubs(config: &Config) -> impl Iterator<Item = &str> {
+    config.websub.hubs.iter().map(|hub| hub.url.as_str())
+}
+
 /// Escapes text for XML/HTML content and attribute values.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -403,6 +403,10 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
             settings.cache_control_now(snapshot.next_due),
         ))
         .insert_header((header::VARY, HeaderValue::from_static("Accept-Encoding")));
+    // WebSub §4 discovery (hubs and self), formatted at build time; feed documents only.
+    if let Some(link) = file.link() {
+        builder.insert_header((header::LINK, header_value(link)));
+    }
     if status == StatusCode::NOT_MODIFIED {
         return builder.finish();
     }

@@ -118,6 +118,10 @@ pub struct Rendered {
     /// Validators formatted once: ETag per encoding (identity, gzip, br) and Last-Modified
     /// as an HTTP date.
     validators: [Box<str>; 4],
+    /// A feed document's own public URL (its `rel="self"`, the WebSub topic).
+    topic: Option<Box<str>>,
+    /// A feed document's `Link` header (hubs and self), when hubs are configured.
+    link: Option<Box<str>>,
 }
 
 /// A content coding we precompute.
@@ -154,7 +158,27 @@ impl Rendered {
             len: body.len(),
             hash,
             last_modified,
+            topic: None,
+            link: None,
         }
+    }
+
+    /// Marks this file as a feed document published at `self_url`: its WebSub topic, with
+    /// the `Link` header (hubs and self) formatted now when `websub.hubs` are configured.
+    pub fn feed_at(mut self, self_url: String, config: &Config) -> Rendered {
+        self.link = crate::websub::link_header(&config.websub.hubs, &self_url).map(Into::into);
+        self.topic = Some(self_url.into());
+        self
+    }
+
+    /// A feed document's public URL (`None` for other files).
+    pub fn topic(&self) -> Option<&str> {
+        self.topic.as_deref()
+    }
+
+    /// A feed document's `Link` header value, when hubs are configured.
+    pub fn link(&self) -> Option<&str> {
+        self.link.as_deref()
     }
 
     /// Strong ETag of one encoding, quoted: representations differ per content coding

@@ -1,5 +1,5 @@
 //! Atom 1.0 through `atom_syndication`: stable ids, `published`/`updated`, authors with the
-//! site author as fallback, `summary`, `content type="html"`, alternate and self links.
+//! site author as fallback, `summary`, `content type="html"`, alternate, self and WebSub hub links.
 
 use atom_syndication::{
     Category, Content, Entry, Feed as AtomFeed, Generator, Link, Person, Text, WriteConfig,
@@ -84,14 +84,17 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
             value: "feedsmith".to_string(),
             ..Generator::default()
         }),
-        links: vec![
+        links: [
             link(feed.home_url.clone(), "alternate", Some("text/html")),
             link(
                 format!("{}{}", feed.dir_url, Format::Atom.file_name()),
                 "self",
                 Some("application/atom+xml"),
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(super::hubs(config).map(|hub| link(hub.to_string(), "hub", None)))
+        .collect(),
         subtitle: (!feed.description.is_empty()).then(|| Text::plain(feed.description.clone())),
         entries,
         lang: Some(feed.language.clone()),

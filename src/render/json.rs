@@ -1,4 +1,4 @@
-//! JSON Feed 1.1 (<https://www.jsonfeed.org/version/1.1/>) with serde.
+//! JSON Feed 1.1 (<https://www.jsonfeed.org/version/1.1/>) with serde, `hubs` for WebSub.
 
 use serde::Serialize;
 
@@ -17,7 +17,17 @@ struct JsonFeed<'a> {
     language: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     authors: Vec<Author<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hubs: Vec<Hub<'a>>,
     items: Vec<Item<'a>>,
+}
+
+/// A WebSub hub (JSON Feed 1.1 `hubs`).
+#[derive(Serialize)]
+struct Hub<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: &'a str,
 }
 
 #[derive(Serialize)]
@@ -59,6 +69,12 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
                 name: &config.site.author,
             })
             .into_iter()
+            .collect(),
+        hubs: super::hubs(config)
+            .map(|url| Hub {
+                kind: "WebSub",
+                url,
+            })
             .collect(),
         items: feed
             .entries

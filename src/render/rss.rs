@@ -1,5 +1,5 @@
 //! RSS 2.0 through the `rss` crate, with `content:encoded`, `dc:creator`, `atom:link
-//! rel="self"` and `media:content`/`media:thumbnail` for banners.
+//! rel="self"` (and `rel="hub"` per WebSub hub) and `media:content`/`media:thumbnail` for banners.
 
 use std::collections::BTreeMap;
 
@@ -110,12 +110,18 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
             .into_iter()
             .collect(),
         atom_ext: Some(AtomExtension {
-            links: vec![Link {
+            links: std::iter::once(Link {
                 href: format!("{}{}", feed.dir_url, Format::Rss.file_name()),
                 rel: "self".to_string(),
                 mime_type: Some("application/rss+xml".to_string()),
                 ..Link::default()
-            }],
+            })
+            .chain(super::hubs(config).map(|hub| Link {
+                href: hub.to_string(),
+                rel: "hub".to_string(),
+                ..Link::default()
+            }))
+            .collect(),
         }),
         items,
         namespaces,

@@ -9,3 +9,4 @@ mod ops;
 mod seeds;
 mod support;
 mod watch;
+mod websub;
