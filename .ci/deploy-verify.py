@@ -8,12 +8,15 @@
   exposure  `systemd-analyze security --offline=yes` rates it at most EXPOSURE (lower is
             tighter: 0 to 10)
   syscalls  every system call the binary makes while serving, compressing, rebuilding after
-            an edit, reloading on SIGHUP and stopping on SIGTERM (traced with strace -f) is
+            an edit, pinging a WebSub hub (a stub on 127.0.0.1), reloading on SIGHUP and
+            stopping on SIGTERM (traced with strace -f) is
             allowed by the unit's SystemCallFilter= lines; skipped with a warning where
-            ptrace is not permitted
+            ptrace is not permitted; and every socket it opens is of a family
+            RestrictAddressFamilies= allows
 
 Usage: python3 .ci/deploy-verify.py [BINARY]   (default target/release/feedsmith)
 """
+import http.server
 import os
 import pathlib
 import re
@@ -22,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -106,9 +110,25 @@ def traced_syscalls(binary, work):
         return None
     content = pathlib.Path(work) / "content"
     shutil.copytree(ROOT / "content", content)
-    config = harness.write_config(pathlib.Path(work) / "config.toml", content, watch__debounce_ms=50)
+    pings = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            pings.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hub = http.server.ThreadingHTTPServer((harness.HOST, 0), Hub)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    hub_url = f"http://{harness.HOST}:{hub.server_address[1]}/"
+    config = harness.write_config(pathlib.Path(work) / "config.toml", content, watch__debounce_ms=50,
+                                  websub__hubs=f'["{hub_url}"]')
     summary = pathlib.Path(work) / "strace.txt"
-    cmd = [strace, "-f", "-qq", "-c", "-o", summary, binary, "--config", config, "serve", "--bind", f"{harness.HOST}:0"]
+    cmd = [strace, "-f", "-qq", "-C", "-o", summary, binary, "--config", config, "serve", "--bind", f"{harness.HOST}:0"]
     with harness.Server("feedsmith-strace", cmd, work, None, env={**os.environ, "RUST_LOG": "info"}) as server:
         try:
             server.wait_up("/healthz", 200, timeout=30)
@@ -131,19 +151,27 @@ def traced_syscalls(binary, work):
         post = next(content.rglob("*.md"))
         post.write_text(post.read_text() + "\nOne more line.\n")
         wait_new_generation(generation, g, "the edit")
+        deadline = time.monotonic() + 15
+        while not pings:
+            if time.monotonic() > deadline:
+                fail("the WebSub hub stub got no publish request within 15 s of the edit")
+            time.sleep(0.05)
         g = generation()
         os.kill(pid, signal.SIGHUP)
         wait_new_generation(generation, g, "SIGHUP")
         os.kill(pid, signal.SIGTERM)
         server.proc.wait(timeout=30)
+    hub.shutdown()
+    trace, _, table = summary.read_text().partition("% time ")  # -C: the trace, then the summary
+    families = set(re.findall(r"\bsocket(?:pair)?\((AF_\w+)", trace))
     used = set()
-    for line in summary.read_text().splitlines():
+    for line in table.splitlines()[2:]:
         fields = line.split()
         if fields and re.fullmatch(r"[0-9.]+", fields[0]) and fields[-1] != "total":
             used.add(fields[-1])
     if not used:
-        fail(f"strace recorded no system calls:\n{summary.read_text()}")
-    return used
+        fail(f"strace recorded no system calls:\n{summary.read_text()[-3000:]}")
+    return used, families
 
 
 def main():
@@ -154,14 +182,18 @@ def main():
         unit = unit_copy(binary, work)
         verify(unit)
         exposure(unit)
-        used = traced_syscalls(binary, work)
-        if used is not None:
+        traced = traced_syscalls(binary, work)
+        if traced is not None:
+            used, families = traced
             denied = sorted(used - allowed_syscalls(UNIT.read_text()))
             if denied:
                 fail(f"feedsmith makes system calls the unit's SystemCallFilter= denies: {', '.join(denied)}")
-            print(f"syscalls: all {len(used)} system calls feedsmith made (serve, gzip/br, rebuild, SIGHUP, "
-                  f"SIGTERM) are allowed by SystemCallFilter=")
-
+            print(f"syscalls: all {len(used)} system calls feedsmith made (serve, gzip/br, rebuild, "
+                  f"WebSub ping, SIGHUP, SIGTERM) are allowed by SystemCallFilter=")
+            allowed = set(re.search(r"^RestrictAddressFamilies=(.*)$", UNIT.read_text(), re.M)[1].split())
+            if not families <= allowed:
+                fail(f"feedsmith opens sockets of families RestrictAddressFamilies= denies: {sorted(families - allowed)}")
+            print(f"sockets: families {', '.join(sorted(families))}, all in RestrictAddressFamilies=")
 
 if __name__ == "__main__":
     main()
