@@ -264,6 +264,7 @@ fn serve(
         config.content.dir.display()
     );
     let brotli = publisher.brotli_queue();
+    let websub_stats = publisher.websub_stats();
     let handle = watch::spawn(publisher)?;
     let access_log = AccessLog::start(
         config.server.access_log,
@@ -273,6 +274,7 @@ fn serve(
     let mut state = server::AppState::new(store, config.server.cache_control.clone());
     state.reconfigure(&config);
     state.brotli = brotli;
+    state.websub = websub_stats;
     state.health = health;
     state.metrics_here = metrics.is_some() && config.server.metrics_bind.is_none();
     state.metrics = metrics;

@@ -102,6 +102,20 @@ pub struct State {
     pub identity_bytes: usize,
     pub brotli_queue: usize,
     pub connections: usize,
+    /// WebSub publisher counters, when it runs.
+    pub websub: Option<WebSub>,
+}
+
+/// WebSub publisher counters, read at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WebSub {
+    pub sent: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub coalesced: u64,
+    pub dropped: u64,
+    pub requests: u64,
+    pub queued: u64,
 }
 
 /// Every metric of the process, in its own registry.
@@ -129,6 +143,9 @@ pub struct Metrics {
     config_loaded: IntGauge,
     config_reloads: IntCounterVec,
     access_log_dropped: IntCounter,
+    websub_notifications: IntCounterVec,
+    websub_requests: IntCounter,
+    websub_queued: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -289,6 +306,23 @@ impl Metrics {
                 "feedsmith_access_log_dropped_total",
                 "Access log lines dropped because the log writer fell behind",
             ),
+            websub_notifications: counter_vec(
+                &registry,
+                "feedsmith_websub_notifications_total",
+                "WebSub publish notifications per hub and URL: sent (2xx), failed (given up), \
+                 retried, coalesced (merged into one waiting), dropped (queue full)",
+                &["result"],
+            ),
+            websub_requests: counter(
+                &registry,
+                "feedsmith_websub_requests_total",
+                "Requests made to WebSub hubs",
+            ),
+            websub_queued: gauge(
+                &registry,
+                "feedsmith_websub_queued",
+                "WebSub notifications waiting or in flight",
+            ),
             config_reloads,
             body_bytes,
             requests,
@@ -362,6 +396,25 @@ impl Metrics {
             self.body_bytes
                 .with_label_values(&[coding])
                 .set(as_i64(bytes));
+        }
+        if let Some(w) = state.websub {
+            // Counters are kept by the publisher; bring ours up to its values.
+            let catch_up = |c: &IntCounter, value: u64| c.inc_by(value.saturating_sub(c.get()));
+            for (result, value) in [
+                ("sent", w.sent),
+                ("failed", w.failed),
+                ("retried", w.retried),
+                ("coalesced", w.coalesced),
+                ("dropped", w.dropped),
+            ] {
+                catch_up(
+                    &self.websub_notifications.with_label_values(&[result]),
+                    value,
+                );
+            }
+            catch_up(&self.websub_requests, w.requests);
+            self.websub_queued
+                .set(i64::try_from(w.queued).unwrap_or(i64::MAX));
         }
         let mut out = Vec::new();
         // Encoding our own families into a Vec cannot fail.

@@ -77,6 +77,8 @@ pub struct AppState {
     pub metrics_here: bool,
     /// The access log, when on.
     pub access_log: Option<AccessLog>,
+    /// WebSub publisher counters, for `/metrics`.
+    pub websub: Option<Arc<crate::websub::Stats>>,
     /// Open connections, for `/metrics` (set by the listener).
     pub connections: OnceLock<Arc<Limits>>,
 }
@@ -97,6 +99,7 @@ impl AppState {
             metrics: None,
             metrics_here: false,
             access_log: None,
+            websub: None,
             connections: OnceLock::new(),
         }
     }
@@ -132,6 +135,19 @@ impl AppState {
             identity_bytes: crate::snapshot::identity_kept_bytes(),
             brotli_queue: self.brotli.as_ref().map_or(0, BrotliQueue::len),
             connections: self.connections.get().map_or(0, |l| l.open()),
+            websub: self.websub.as_ref().map(|w| {
+                let get =
+                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                metrics::WebSub {
+                    sent: get(&w.sent),
+                    failed: get(&w.failed),
+                    retried: get(&w.retried),
+                    coalesced: get(&w.coalesced),
+                    dropped: get(&w.dropped),
+                    requests: get(&w.requests),
+                    queued: get(&w.queued),
+                }
+            }),
         }
     }
 }
