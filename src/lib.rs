@@ -10,9 +10,10 @@
 //!   --render--> bytes x {rss, atom, json} (+ OPML, index; feed byte budget)
 //!   --build::build--> Rendered (gzip, ETag, Last-Modified; identity and br on demand)
 //!   --> Snapshot (immutable) --publish::Publisher--> SnapshotStore (ArcSwap)
-//!   --> server (one snapshot per request)
+//!   --> server (one snapshot per request; settings a SIGHUP reload swaps)
 //!       (served by `listener`: actix-server workers, each connection a `conn::Guarded`
-//!        that bounds what one client can make the process hold)
+//!        that bounds what one client can make the process hold; each answer counted in
+//!        `metrics` and written to the `access` log when they are on)
 //!   \--> websub::Pinger (self URLs of the feed documents whose bytes changed; hubs are
 //!        notified from its own threads, never on the rebuild or request path)
 //!   \--> export::export: each file written to feeds/ as soon as it is rendered
