@@ -49,6 +49,7 @@ pub mod error;
 pub mod export;
 pub mod feed;
 pub mod listener;
+pub mod pages;
 pub mod post;
 pub mod publish;
 pub mod render;

@@ -5,6 +5,7 @@ mod export;
 mod feeds;
 mod hostile;
 mod http;
+mod pages;
 mod seeds;
 mod support;
 mod watch;
