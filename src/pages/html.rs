@@ -91,6 +91,8 @@ fn layout(
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                // No icon: browsers would ask the server for /favicon.ico on every visit.
+                link rel="icon" href="data:,";
                 title { (title) }
                 @if !description.is_empty() {
                     meta name="description" content=(description);
@@ -98,7 +100,7 @@ fn layout(
                 (head)
                 style { (PreEscaped(STYLE)) (PreEscaped(extra_style)) }
             }
-            body data-copy=(words.copy) data-copied=(words.copied) data-matching=(words.matching) {
+            body data-copy=(words.copy) data-copied=(words.copied) {
                 (body)
                 script { (PreEscaped(SCRIPT)) }
             }
@@ -233,7 +235,7 @@ fn tag_list(
     }
     let input = format!("{id}-q");
     html! {
-        div.tg id=(id) {
+        div.tg id=(id) data-matching=(words.matching) {
             div.flt role="search" hidden {
                 label for=(input) { (words.filter) }
                 input id=(input) type="search" autocomplete="off";
@@ -360,7 +362,9 @@ pub(super) fn directory(site: &Site<'_>) -> Markup {
         main {
             @for ((section, global), a) in sections.iter().zip(&globals).zip(&anchors) {
                 @if site.multilingual {
-                    section lang=(global.language) aria-labelledby={ (a) "lang" } {
+                    section lang=(global.language) aria-labelledby={ (a) "lang" }
+                        data-copy=(words::words(&global.language).copy)
+                        data-copied=(words::words(&global.language).copied) {
                         h2 id={ (a) "lang" } { (words::language_name(&global.language)) }
                         (section)
                     }

@@ -1,6 +1,7 @@
 (() => {
-  const d = document.body.dataset, say = document.getElementById("st");
+  const say = document.getElementById("st");
   for (const a of document.querySelectorAll('a[type="application/rss+xml"]')) {
+    const d = a.closest("[data-copy]").dataset;
     const b = document.createElement("button"), name = a.closest("li")?.querySelector(".n")?.textContent;
     b.type = "button";
     b.className = "cp";
@@ -17,6 +18,7 @@
     a.parentNode.append(b);
   }
   for (const box of document.querySelectorAll(".tg")) {
+    const d = box.dataset;
     const form = box.querySelector(".flt"), q = form.querySelector("input"), n = form.querySelector("output");
     const rows = [...box.querySelectorAll("ol>li")].map((li) => [li, li.querySelector(".n").textContent.toLowerCase()]);
     form.hidden = false;
@@ -24,7 +26,10 @@
       if (location.hash.startsWith("#" + box.id + "-")) location.replace("#" + box.id);
       const v = q.value.trim().toLowerCase();
       let shown = 0;
-      for (const [li, name] of rows) shown += !(li.hidden = !name.includes(v));
+      for (const [li, name] of rows) {
+        li.hidden = !name.includes(v);
+        if (!li.hidden) shown++;
+      }
       n.textContent = v ? d.matching.replace("{n}", shown) : "";
     });
   }

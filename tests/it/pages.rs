@@ -196,7 +196,9 @@ fn no_front_matter_value_injects_markup_into_any_page() {
             );
             for (name, value) in &el.attrs {
                 assert!(!name.starts_with("on"), "`{path}`: {name}={value:?}");
-                if ["href", "src"].contains(&name.as_str()) {
+                if el.attr("rel") == Some("icon") {
+                    assert_eq!(value, if name == "href" { "data:," } else { "icon" });
+                } else if ["href", "src"].contains(&name.as_str()) {
                     let scheme = value.split(['/', '#', '?']).next().unwrap_or_default();
                     assert!(
                         !scheme.contains(':') || scheme == "http:" || scheme == "https:",
@@ -251,6 +253,9 @@ fn links_are_relative_and_reach_files_of_the_snapshot() {
     for (path, html) in &pages {
         let here = page_url(path);
         for el in elements(html) {
+            if el.attr("rel") == Some("icon") {
+                continue; // `data:,`: no request for an icon
+            }
             let href = match (el.name.as_str(), el.attr("href"), el.attr("src")) {
                 ("a" | "link", Some(href), _) => href.to_string(),
                 ("img", _, Some(src)) => {
@@ -294,7 +299,7 @@ fn links_are_absolute_on_public_url_when_it_is_set() {
     for (path, html) in pages(&snapshot) {
         let hrefs: Vec<String> = elements(&html)
             .iter()
-            .filter(|e| e.name == "a" || e.name == "link")
+            .filter(|e| e.name == "a" || (e.name == "link" && e.attr("rel") != Some("icon")))
             .filter_map(|e| e.attr("href").map(str::to_string))
             .collect();
         assert!(!hrefs.is_empty());
