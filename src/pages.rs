@@ -208,6 +208,34 @@ fn encoded_dir<'f>(config: &Config, feed: &'f Feed) -> &'f str {
         .unwrap_or(&feed.dir_url)
 }
 
+/// A site-relative directory (decoded, `tags/内核/`) as an IRI path: ASCII that is not
+/// unreserved is percent-encoded, other characters stay as they are (`tags/内核/`, `tags/c%2B%2B/`)
+/// except invisible or confusable ones (controls, spaces, bidi marks, noncharacters). A
+/// browser encodes the rest itself; the directory's links are a third shorter and its gzip
+/// a tenth smaller than fully encoded.
+fn iri_dir(dir: &str) -> String {
+    let mut out = String::with_capacity(dir.len() + 8);
+    for c in dir.chars() {
+        let keep = if c.is_ascii() {
+            c.is_ascii_alphanumeric() || "-._~/".contains(c)
+        } else {
+            !(c.is_control()
+                || c.is_whitespace()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fdd0}'..='\u{fdef}')
+                || (c as u32) & 0xfffe == 0xfffe)
+        };
+        if keep {
+            out.push(c);
+        } else {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
 /// A link from the page in directory `from` to the site path `to` (both percent-encoded and
 /// relative to the site root; `from` empty or ending in `/`): the shortest relative
 /// reference (`../y/rss.xml`, `./` for the page's own directory).
@@ -297,6 +325,23 @@ mod tests {
         ];
         for (from, to, expected) in cases {
             assert_eq!(relative(from, to), expected, "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn iri_paths_keep_letters_and_encode_what_could_break_or_hide() {
+        let cases = [
+            ("tags/内核/", "tags/内核/"),
+            ("tags/c++/", "tags/c%2B%2B/"),
+            ("tags/c#/", "tags/c%23/"),
+            ("tags/a?b%c/", "tags/a%3Fb%25c/"),
+            ("tags/\"><x/", "tags/%22%3E%3Cx/"),
+            ("tags/a\u{202e}b/", "tags/a%E2%80%AEb/"),
+            ("tags/a\u{3000}b\u{fffe}/", "tags/a%E3%80%80b%EF%BF%BE/"),
+            ("zh/categories/新闻/", "zh/categories/新闻/"),
+        ];
+        for (dir, expected) in cases {
+            assert_eq!(iri_dir(dir), expected, "{dir:?}");
         }
     }
 

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::words::{self, Words};
-use super::{DIRECTORY_ENTRIES, FILTER_FROM, SCRIPT, Site, encoded_dir, letter_groups, relative};
+use super::{
+    DIRECTORY_ENTRIES, FILTER_FROM, SCRIPT, Site, encoded_dir, iri_dir, letter_groups, relative,
+};
 use crate::feed::{Feed, FeedKind};
 use crate::post::Post;
 use crate::render::{Format, OPML_PATH};
@@ -17,32 +19,55 @@ const STYLE: &str = include_str!("style.css");
 /// Where links on one page start from.
 struct Page<'s, 'a> {
     site: &'s Site<'a>,
-    /// Percent-encoded directory of the page (empty for the root).
-    here: &'s str,
+    /// Directory of the page (empty for the root), as an IRI path (`iri_dir`).
+    here: String,
+    /// The same, percent-encoded.
+    here_encoded: &'s str,
 }
 
-impl Page<'_, '_> {
-    /// A link to a percent-encoded site path: on `server.public_url` when it was set, else
+impl<'s, 'a> Page<'s, 'a> {
+    fn new(site: &'s Site<'a>, feed: Option<&'s Feed>) -> Self {
+        Page {
+            site,
+            here: feed.map(|f| iri_dir(&f.dir)).unwrap_or_default(),
+            here_encoded: feed.map_or("", |f| encoded_dir(site.config, f)),
+        }
+    }
+
+    /// A link to a site path in IRI form: on `server.public_url` when it was set, else
     /// relative to this page.
     fn to(&self, path: &str) -> String {
         let server = &self.site.config.server;
         if server.public_url_set {
             format!("{}{path}", server.public_url)
         } else {
-            relative(self.here, path)
+            relative(&self.here, path)
         }
     }
 
     fn dir(&self, feed: &Feed) -> String {
-        self.to(encoded_dir(self.site.config, feed))
+        self.to(&iri_dir(&feed.dir))
     }
 
     fn file(&self, feed: &Feed, format: Format) -> String {
-        self.to(&format!(
-            "{}{}",
-            encoded_dir(self.site.config, feed),
-            format.file_name()
-        ))
+        self.to(&format!("{}{}", iri_dir(&feed.dir), format.file_name()))
+    }
+
+    /// A feed file's URL fully percent-encoded, for `<link rel="alternate">`: feed readers
+    /// and extensions parse it with whatever URL code they have.
+    fn discovery(&self, feed: &Feed, format: Format) -> String {
+        if self.site.config.server.public_url_set {
+            format!("{}{}", feed.dir_url, format.file_name())
+        } else {
+            relative(
+                self.here_encoded,
+                &format!(
+                    "{}{}",
+                    encoded_dir(self.site.config, feed),
+                    format.file_name()
+                ),
+            )
+        }
     }
 
     fn root(&self) -> String {
@@ -115,7 +140,7 @@ fn alternates(p: &Page<'_, '_>, feed: &Feed, hreflang: bool) -> Markup {
             link rel="alternate" type=(media_type(format))
                 title={ (feed.title) " (" (label(format, false)) ")" }
                 hreflang=[hreflang.then_some(&feed.language)]
-                href=(p.file(feed, format));
+                href=(p.discovery(feed, format));
         }
     }
 }
@@ -124,7 +149,9 @@ fn alternates(p: &Page<'_, '_>, feed: &Feed, hreflang: bool) -> Markup {
 fn subscribe(p: &Page<'_, '_>, feed: &Feed, buttons: bool) -> Markup {
     html! {
         @for format in Format::ALL {
-            a class=[buttons.then_some("b")] href=(p.file(feed, format)) type=(media_type(format)) {
+            // The page script finds RSS links by their type (a copy button for each).
+            a class=[buttons.then_some("b")] href=(p.file(feed, format))
+                type=[(buttons || format == Format::Rss).then(|| media_type(format))] {
                 (label(format, !buttons))
             }
             " "
@@ -132,13 +159,18 @@ fn subscribe(p: &Page<'_, '_>, feed: &Feed, buttons: bool) -> Markup {
     }
 }
 
-/// "12 posts · 19 November 2024".
-fn summary_line(words: &Words, feed: &Feed) -> Markup {
+/// "12 posts · 19 November 2024" (with `<time>` unless `plain`: a directory row, one of
+/// thousands).
+fn summary_line(words: &Words, feed: &Feed, plain: bool) -> Markup {
     html! {
         (words.posts(feed.total))
         @if let Some(newest) = feed.entries.first() {
             " · "
-            time datetime=(words::iso_date(newest.date)) { (words::date(&feed.language, newest.date)) }
+            @if plain {
+                (words::date(&feed.language, newest.date))
+            } @else {
+                time datetime=(words::iso_date(newest.date)) { (words::date(&feed.language, newest.date)) }
+            }
         }
     }
 }
@@ -207,7 +239,7 @@ fn row(p: &Page<'_, '_>, words: &Words, feed: &Feed, class: Option<String>) -> M
         li class=[class] {
             a.n href=(p.dir(feed)) { (feed_name(words, feed)) }
             " "
-            span.m { (summary_line(words, feed)) }
+            span.m { (summary_line(words, feed, true)) }
             " "
             span.s { (subscribe(p, feed, false)) }
         }
@@ -275,7 +307,7 @@ pub(super) fn directory(site: &Site<'_>) -> Markup {
     let config = site.config;
     let lang = config.site.language.as_str();
     let words = words::words(lang);
-    let p = Page { site, here: "" };
+    let p = Page::new(site, None);
     let globals: Vec<&Feed> = site
         .feeds
         .iter()
@@ -300,7 +332,7 @@ pub(super) fn directory(site: &Site<'_>) -> Markup {
                 section id={ (a) "all" } {
                     (heading(level, &format!("{a}all-h"), html! { (w.all_posts) }))
                     div.card {
-                        p.m { (summary_line(w, global)) }
+                        p.m { (summary_line(w, global, false)) }
                         p role="group" aria-label=(w.subscribe) { (subscribe(&p, global, true)) }
                         @if site.multilingual {
                             p { a href=(p.dir(global)) { (w.preview) } }
@@ -393,10 +425,7 @@ pub(super) fn directory(site: &Site<'_>) -> Markup {
 pub(super) fn preview(site: &Site<'_>, feed: &Feed) -> Markup {
     let config = site.config;
     let words = words::words(&feed.language);
-    let p = Page {
-        site,
-        here: encoded_dir(config, feed),
-    };
+    let p = Page::new(site, Some(feed));
     let position = site
         .feeds
         .iter()
@@ -428,7 +457,7 @@ pub(super) fn preview(site: &Site<'_>, feed: &Feed) -> Markup {
                 }
             }
             h1 { (title) }
-            p.m { (summary_line(words, feed)) }
+            p.m { (summary_line(words, feed, false)) }
         }
         main {
             div.card {
