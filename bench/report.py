@@ -108,7 +108,15 @@ def pages(d):
                          d.cell("export", s, "rss", 0)] for s in (a, b)]),
         "ratio": ratio(d.median("export", b, "wall"), d.median("export", a, "wall")),
         "cpu_ratio": ratio(d.median("export", b, "cpu"), d.median("export", a, "cpu")),
+        "paired": paired(d, a, b, runs),
     }
+
+
+def paired(d, a, b, runs):
+    """Median (min–max) of the per-run wall ratios B/A."""
+    wa, wb = (dict(zip(runs, d.values("export", s, "wall"))) for s in (a, b))
+    p = h.summary([h.ratio(wb[r], wa[r]) for r in runs])
+    return f"{num(p[0])} ({num(p[1])}–{num(p[2])})"
 
 
 def stages(d):
