@@ -263,7 +263,12 @@ fn tag_list(
     let names: Vec<&str> = tags.iter().map(|f| f.name.as_str()).collect();
     let (groups, labels) = letter_groups(&names, words.other);
     for i in 0..labels.len() {
-        let _ = write!(style, "#{id}-k{i}:target~ol>li:not(.k{i}){{display:none}}");
+        // The targeted letter shows its rows only, and is marked in the letter bar.
+        let _ = write!(
+            style,
+            "#{id}-k{i}:target~ol>li:not(.k{i}){{display:none}}\
+             #{id}-k{i}:target~nav a[href=\"#{id}-k{i}\"]{{background:var(--ac);color:var(--on)}}"
+        );
     }
     let input = format!("{id}-q");
     html! {
@@ -273,13 +278,13 @@ fn tag_list(
                 input id=(input) type="search" autocomplete="off";
                 output for=(input) aria-live="polite" {}
             }
+            @for i in 0..labels.len() { span id={ (id) "-k" (i) } {} }
             nav.az aria-label=(words.by_letter) {
                 a href={ "#" (id) } { (words.all) }
                 @for (i, label) in labels.iter().enumerate() {
                     a href={ "#" (id) "-k" (i) } { (label) }
                 }
             }
-            @for i in 0..labels.len() { span id={ (id) "-k" (i) } {} }
             ol.fl {
                 @for (feed, group) in tags.iter().zip(&groups) {
                     (row(p, words, feed, Some(format!("k{group}"))))
