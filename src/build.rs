@@ -1,6 +1,7 @@
 //! The one build function shared by `serve` and `export`: plan every feed, reuse the files
 //! of feeds whose inputs did not change, ask `content` for the bodies of the entries of the
-//! others, render them in every format, and describe each file once (`Rendered`).
+//! others, render them in every format, render the pages for people (`pages`), and describe
+//! each file once (`Rendered`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use crate::config::Config;
 use crate::content::{self, Loaded};
 use crate::error::{Error, Problem};
 use crate::feed::{self, Feed, Plan};
+use crate::pages;
 use crate::post::Post;
 use crate::render::{self, Format};
 use crate::snapshot::{FeedInputs, Rendered, Snapshot};
@@ -52,6 +54,8 @@ pub fn build_with(
     content::ensure_bodies(config, &entries_of(&jobs));
     files.extend(render_feeds(config, &jobs, previous, &emit)?);
     files.extend(render_site_files(config, &plan, previous, &emit)?);
+    let (pages, memo) = render_pages(config, &plan, previous, &emit)?;
+    files.extend(pages);
     let mut problems: Vec<Problem> = loaded.errors.iter().cloned().map(Problem::Post).collect();
     problems.extend(plan.problems);
     let inputs = plan
@@ -67,6 +71,7 @@ pub fn build_with(
         problems,
         next_due: plan.next_due,
         inputs,
+        pages: memo,
     })
 }
 
@@ -152,7 +157,7 @@ fn render_feeds(
     Ok(rendered.into_iter().flatten().collect())
 }
 
-/// The OPML list and the HTML index, dated by the newest feed.
+/// The OPML list, dated by the newest feed.
 fn render_site_files(
     config: &Config,
     plan: &Plan,
@@ -165,18 +170,11 @@ fn render_site_files(
         .map(|f| f.updated)
         .max()
         .unwrap_or(DateTime::UNIX_EPOCH.fixed_offset());
-    [
-        (
-            render::OPML_PATH,
-            render::OPML_CONTENT_TYPE,
-            render::opml(config, &plan.feeds),
-        ),
-        (
-            render::INDEX_PATH,
-            render::HTML_CONTENT_TYPE,
-            render::index(config, &plan.feeds),
-        ),
-    ]
+    [(
+        render::OPML_PATH,
+        render::OPML_CONTENT_TYPE,
+        render::opml(config, &plan.feeds),
+    )]
     .into_iter()
     .map(|(path, content_type, body)| {
         let file = reuse(previous, path, &body)
@@ -185,4 +183,39 @@ fn render_site_files(
         Ok((path.to_string(), file))
     })
     .collect()
+}
+
+/// The pages for people (`pages`): the directory and a preview page per feed, in parallel;
+/// a page whose inputs are unchanged since `previous` is kept without rendering it.
+fn render_pages(
+    config: &Config,
+    plan: &Plan,
+    previous: Option<&Snapshot>,
+    emit: Sink<'_>,
+) -> Result<(Files, pages::Memo), Error> {
+    let site = pages::Site::new(config, &plan.feeds);
+    let (jobs, memo) = site.jobs(previous.map(|p| &p.pages));
+    let files = jobs
+        .par_iter()
+        .map(|job| {
+            let kept = previous
+                .filter(|_| job.unchanged)
+                .and_then(|p| p.files.get(&job.path));
+            if let Some(file) = kept {
+                return Ok((job.path.clone(), file.clone()));
+            }
+            let body = site.render(job);
+            let file = reuse(previous, &job.path, &body).unwrap_or_else(|| {
+                Arc::new(Rendered::new(
+                    pages::CONTENT_TYPE,
+                    &body,
+                    job.updated,
+                    config,
+                ))
+            });
+            emit(&job.path, &file, &body)?;
+            Ok((job.path.clone(), file))
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok((files, memo))
 }

@@ -53,6 +53,8 @@ pub struct Feed {
     pub home_url: String,
     /// Newest first, `limit` at most.
     pub entries: Vec<Arc<Post>>,
+    /// Number of visible posts the feed collects (`entries` holds the newest `limit`).
+    pub total: usize,
     /// Newest `updated` of the entries (the Unix epoch for an empty feed).
     pub updated: DateTime<FixedOffset>,
 }
@@ -115,6 +117,7 @@ pub fn order(a: &Post, b: &Post) -> std::cmp::Ordering {
 struct Group {
     spellings: BTreeMap<String, usize>,
     entries: Vec<Arc<Post>>,
+    total: usize,
 }
 
 impl Group {
@@ -178,6 +181,7 @@ pub fn plan(config: &Config, posts: &[Arc<Post>], now: DateTime<FixedOffset>) ->
             "",
             String::new(),
             posts.iter().take(config.feed.limit).cloned().collect(),
+            posts.len(),
         ));
         if config.feed.tags {
             tag_feeds.extend(ctx.grouped(FeedKind::Tag, posts, |p| &p.tags, &mut plan.problems));
@@ -217,6 +221,7 @@ impl Ctx<'_> {
             for name in names(post) {
                 let group = groups.entry(name.to_lowercase()).or_default();
                 *group.spellings.entry(name.clone()).or_default() += 1;
+                group.total += 1;
                 if group.entries.len() < limit {
                     group.entries.push(post.clone());
                 }
@@ -261,12 +266,19 @@ impl Ctx<'_> {
                 });
             }
             taken.insert(slug.clone(), display.clone());
-            feeds.push(self.feed(kind, &slug, display, group.entries));
+            feeds.push(self.feed(kind, &slug, display, group.entries, group.total));
         }
         feeds
     }
 
-    fn feed(&self, kind: FeedKind, slug: &str, name: String, entries: Vec<Arc<Post>>) -> Feed {
+    fn feed(
+        &self,
+        kind: FeedKind,
+        slug: &str,
+        name: String,
+        entries: Vec<Arc<Post>>,
+        total: usize,
+    ) -> Feed {
         let site = &self.config.site;
         let dir = format!(
             "{}{}{}",
@@ -323,6 +335,7 @@ impl Ctx<'_> {
             description,
             home_url,
             entries,
+            total,
             updated,
         }
     }

@@ -319,6 +319,8 @@ pub struct Snapshot {
     /// What each feed was rendered from (title and entries, by feed directory), so that the
     /// next build re-renders only feeds whose inputs changed.
     pub(crate) inputs: HashMap<String, FeedInputs>,
+    /// What each page for people was rendered from (`pages::Memo`).
+    pub(crate) pages: crate::pages::Memo,
 }
 
 /// The inputs of one rendered feed. Holding the `Arc`s keeps pointer comparison sound.

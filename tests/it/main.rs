@@ -6,6 +6,7 @@ mod feeds;
 mod hostile;
 mod http;
 mod ops;
+mod pages;
 mod seeds;
 mod support;
 mod watch;
