@@ -211,6 +211,7 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
     let state = actix_web::web::Data::new(server::AppState {
         store,
         cache_control: config.server.cache_control.clone(),
+        archive_cache_control: config.server.archive_cache_control.clone(),
         identity_cache_bytes: config.server.identity_cache_bytes,
         brotli,
         health,

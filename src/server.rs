@@ -16,7 +16,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::publish::Health;
-use crate::snapshot::{BrotliQueue, Encoding, Rendered, SnapshotStore};
+use crate::snapshot::{BrotliQueue, Caching, Encoding, Rendered, SnapshotStore};
 
 /// Longest request path we look up; anything longer is a 404 without decoding.
 const MAX_PATH: usize = 2048;
@@ -26,6 +26,8 @@ pub struct AppState {
     pub store: Arc<SnapshotStore>,
     /// `Cache-Control` of feed responses.
     pub cache_control: String,
+    /// `Cache-Control` of closed archive pages (`Caching::Archived`).
+    pub archive_cache_control: String,
     /// Budget of kept identity bodies (see `Rendered::identity_within`).
     pub identity_cache_bytes: usize,
     /// Where files that br-capable clients ask for are queued for brotli.
@@ -39,12 +41,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over `store` with the given `Cache-Control`, a 64 MiB identity budget and no
-    /// brotli queue.
+    /// State over `store` with the given `Cache-Control`, the default one for archive pages,
+    /// a 64 MiB identity budget and no brotli queue.
     pub fn new(store: Arc<SnapshotStore>, cache_control: impl Into<String>) -> Self {
         AppState {
             store,
             cache_control: cache_control.into(),
+            archive_cache_control: crate::config::DEFAULT_ARCHIVE_CACHE_CONTROL.into(),
             identity_cache_bytes: 64 << 20,
             brotli: None,
             health: Arc::default(),
@@ -321,7 +324,12 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
         ))
         .insert_header((
             header::CACHE_CONTROL,
-            state.cache_control_now(snapshot.next_due),
+            // Per file, decided at build time: a closed archive page is never made stale by
+            // a scheduled post (new posts change only the newest page).
+            match file.caching {
+                Caching::Current => state.cache_control_now(snapshot.next_due),
+                Caching::Archived => header_value(&state.archive_cache_control),
+            },
         ))
         .insert_header((header::VARY, HeaderValue::from_static("Accept-Encoding")));
     if status == StatusCode::NOT_MODIFIED {

@@ -1,6 +1,6 @@
 //! The body pipeline: Markdown to HTML (CJK line joining, task-list markers as text),
 //! then sanitizing by the allowlist in `crate::sanitize` with every URL made absolute, then
-//! the size budget and the plain-text summary. Pure.
+//! the size budget; and the plain-text summary, from the Markdown alone. Pure.
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 use url::Url;
@@ -145,9 +145,9 @@ fn task_markers_as_text(event: Event<'_>) -> Event<'_> {
 
 /// The summary: front matter, else the text before `<!--more-->` (at most ten automatic
 /// summaries long), else the start of the text cut at a sentence end, else the title.
-fn summary(config: &Config, post: &Post, events: &[Event<'_>]) -> String {
-    if let Some(given) = &post.given_summary {
-        return given.clone();
+fn summary(config: &Config, given: Option<&str>, title: &str, events: &[Event<'_>]) -> String {
+    if let Some(given) = given {
+        return given.to_string();
     }
     let more = events.iter().position(
         |e| matches!(e, Event::Html(h) | Event::InlineHtml(h) if h.trim() == "<!--more-->"),
@@ -158,23 +158,45 @@ fn summary(config: &Config, post: &Post, events: &[Event<'_>]) -> String {
         None => truncate(&plain_text(events), length),
     };
     if text.is_empty() {
-        post.title.clone()
+        title.to_string()
     } else {
         text
     }
 }
 
-/// The Markdown events of a body (CJK lines joined, task markers as text, nesting bounded)
-/// and its HTML before sanitizing.
-fn markdown_html(markdown: &str) -> (Vec<Event<'_>>, String) {
-    let events = limit_nesting(join_cjk_lines(
+/// The plain-text summary of a post from its file's `text` (see `summary`), without HTML:
+/// computed when the post is parsed, so that entries shown by their summary (archive pages,
+/// summary feeds) need no body. Of a body over `feed.max_entry_bytes` only the start is read.
+/// A text without valid front matter is read as if all of it were the body.
+pub fn summary_of(config: &Config, given: Option<&str>, title: &str, text: &str) -> String {
+    if let Some(given) = given {
+        return given.to_string();
+    }
+    let text = normalize(text);
+    let markdown = markdown_of(&text);
+    let budget = config.feed.max_entry_bytes;
+    let events = if markdown.len() > budget {
+        limit_nesting(Parser::new_ext(prefix(markdown, budget), markdown_options()).collect())
+    } else {
+        markdown_events(markdown)
+    };
+    summary(config, None, title, &events)
+}
+
+/// The Markdown events of a body: CJK lines joined, task markers as text, nesting bounded.
+fn markdown_events(markdown: &str) -> Vec<Event<'_>> {
+    limit_nesting(join_cjk_lines(
         Parser::new_ext(markdown, markdown_options())
             .map(task_markers_as_text)
             .collect(),
-    ));
+    ))
+}
+
+/// The HTML of a body before sanitizing.
+fn markdown_html(markdown: &str) -> String {
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut html, events.iter().cloned());
-    (events, html)
+    pulldown_cmark::html::push_html(&mut html, markdown_events(markdown).into_iter());
+    html
 }
 
 /// The post's URL, the base for its relative links.
@@ -202,10 +224,9 @@ fn prefix(s: &str, max: usize) -> &str {
 }
 
 /// Renders the body of `post` from its file's `text`: HTML sanitized by the allowlist in
-/// `crate::sanitize` (unless `content.sanitize` is off) with every URL absolute, and the
-/// summary. A body whose Markdown or HTML is over `feed.max_entry_bytes`, or whose HTML
-/// nests deeper than `sanitize::MAX_NESTING`, gets no HTML (the entry shows its summary and
-/// link); of a body over budget only the start is read for the summary. A text
+/// `crate::sanitize` (unless `content.sanitize` is off) with every URL absolute. A body whose
+/// Markdown or HTML is over `feed.max_entry_bytes`, or whose HTML nests deeper than
+/// `sanitize::MAX_NESTING`, gets no HTML (the entry shows its summary and link). A text
 /// without valid front matter (the file changed since `post` was parsed) renders as if all
 /// of it were the body.
 pub fn render_body(config: &Config, post: &Post, text: &str) -> Body {
@@ -213,15 +234,10 @@ pub fn render_body(config: &Config, post: &Post, text: &str) -> Body {
     let markdown = markdown_of(&text);
     let budget = config.feed.max_entry_bytes;
     if markdown.len() > budget {
-        let start = prefix(markdown, budget);
-        let events = limit_nesting(Parser::new_ext(start, markdown_options()).collect());
-        return Body {
-            html: None,
-            summary: summary(config, post, &events),
-        };
+        return Body { html: None };
     }
     let post_url = post_url(config, post);
-    let (events, html) = markdown_html(markdown);
+    let html = markdown_html(markdown);
     let html = (html.len() <= budget && !crate::sanitize::too_deep(&html))
         .then(|| {
             if config.content.sanitize {
@@ -237,10 +253,7 @@ pub fn render_body(config: &Config, post: &Post, text: &str) -> Body {
         })
         .filter(|clean| clean.len() <= budget)
         .map(|clean| Html::new(&clean));
-    Body {
-        html,
-        summary: summary(config, post, &events),
-    }
+    Body { html }
 }
 
 /// What sanitizing removes from the body of `post` (for `check --verbose`); empty when
@@ -251,7 +264,7 @@ pub fn removals(config: &Config, post: &Post, text: &str) -> Vec<String> {
     if !config.content.sanitize || markdown.len() > config.feed.max_entry_bytes {
         return Vec::new();
     }
-    let (_, html) = markdown_html(markdown);
+    let html = markdown_html(markdown);
     crate::sanitize::removals(
         &html,
         &post_url(config, post),
