@@ -3,6 +3,7 @@
 //! the size budget; and the plain-text summary, from the Markdown alone. Pure.
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+use unicode_segmentation::UnicodeSegmentation;
 use url::Url;
 
 use super::{Body, Post, split};
@@ -175,12 +176,59 @@ pub fn summary_of(config: &Config, given: Option<&str>, title: &str, text: &str)
     let text = normalize(text);
     let markdown = markdown_of(&text);
     let budget = config.feed.max_entry_bytes;
-    let events = if markdown.len() > budget {
-        limit_nesting(Parser::new_ext(prefix(markdown, budget), markdown_options()).collect())
-    } else {
-        markdown_events(markdown)
+    if markdown.len() > budget {
+        let start = prefix(markdown, budget);
+        return leading_summary(config, title, start, false);
+    }
+    leading_summary(config, title, markdown, true)
+}
+
+/// `summary` of the events of `markdown` (with `body_events`: as `markdown_events` gives
+/// them; without: nesting bounded only), reading no more of them than the summary needs.
+/// Without `<!--more-->` an automatic summary depends on the first `summary_length + 1`
+/// grapheme clusters of the text only, and the plain text of a prefix of the events is a
+/// prefix of the whole plain text (a soft break at the end of the prefix only adds trailing
+/// whitespace, which collapsing drops): so once a prefix gives two clusters more than that,
+/// its summary is the summary. Events are read in doubling chunks.
+fn leading_summary<'a>(
+    config: &Config,
+    title: &str,
+    markdown: &'a str,
+    body_events: bool,
+) -> String {
+    let transform = |events: Vec<Event<'a>>| -> Vec<Event<'a>> {
+        if body_events {
+            limit_nesting(join_cjk_lines(events))
+        } else {
+            limit_nesting(events)
+        }
     };
-    summary(config, None, title, &events)
+    let markers = |e: Event<'a>| {
+        if body_events {
+            task_markers_as_text(e)
+        } else {
+            e
+        }
+    };
+    let mut parser = Parser::new_ext(markdown, markdown_options()).map(markers);
+    if markdown.contains("<!--more-->") {
+        return summary(config, None, title, &transform(parser.collect()));
+    }
+    let length = config.content.summary_length;
+    let mut events = Vec::new();
+    let mut chunk = 64;
+    loop {
+        let read = events.len();
+        events.extend(parser.by_ref().take(chunk));
+        if events.len() < read + chunk {
+            return summary(config, None, title, &transform(events));
+        }
+        let text = plain_text(&transform(events.clone()));
+        if text.graphemes(true).nth(length + 1).is_some() {
+            return truncate(&text, length);
+        }
+        chunk = chunk.saturating_mul(2);
+    }
 }
 
 /// The Markdown events of a body: CJK lines joined, task markers as text, nesting bounded.
@@ -271,4 +319,65 @@ pub fn removals(config: &Config, post: &Post, text: &str) -> Vec<String> {
         &config.site.base_url,
         &config.content.allowed_iframe_hosts,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The summary from every event of the body, as `render_body` took it before summaries
+    /// were computed at parse time.
+    fn from_all_events(config: &Config, markdown: &str) -> String {
+        summary(config, None, "T", &markdown_events(markdown))
+    }
+
+    fn config(summary_length: usize) -> Config {
+        let text = format!("[content]\nsummary_length = {summary_length}\n");
+        crate::config::parse(&text, std::path::Path::new("/")).expect("valid")
+    }
+
+    #[test]
+    fn a_summary_from_the_leading_events_equals_one_from_all_of_them() {
+        let cjk = "共建全球开源\n新生态。openEuler\n社区 and\nmore。".repeat(40);
+        let zalgo = format!("a{}", "\u{301}".repeat(500)).repeat(30);
+        let cases = [
+            String::new(),
+            "![only](a.png)".to_string(),
+            cjk.clone(),
+            format!("# Head\n\n{cjk}\n\n- [x] done\n- [ ] open\n\n{cjk}"),
+            format!("{}{cjk}", "> ".repeat(100)),
+            format!("{cjk}\n\n<!--more-->\n\n{cjk}"),
+            zalgo,
+            "word ".repeat(5000),
+            "文".repeat(199),
+            "文".repeat(201),
+        ];
+        for length in [10, 50, 200] {
+            let config = config(length);
+            for markdown in &cases {
+                assert_eq!(
+                    leading_summary(&config, "T", markdown, true),
+                    from_all_events(&config, markdown),
+                    "length {length}: {}",
+                    &markdown.chars().take(60).collect::<String>()
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn leading_summaries_equal_whole_summaries_for_any_markdown(
+            markdown in "([a-z文。. \n>*#\\[\\]!()-]|\u{301}){0,3000}",
+            length in 10usize..40,
+        ) {
+            let config = config(length);
+            prop_assert_eq!(
+                leading_summary(&config, "T", &markdown, true),
+                from_all_events(&config, &markdown)
+            );
+        }
+    }
 }
