@@ -381,7 +381,10 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
     let id = f.id(&location)?;
     let banner = f.banner(config, &location)?;
     let given_summary = f.summary(config)?;
-    let summary = super::summary_of(config, given_summary.as_deref(), &title, &text);
+    let mut summary = super::summary_of(config, given_summary.as_deref(), &title, &text);
+    // Kept for every post (archive pages show it): without the slack a cut one has after
+    // its ellipsis was pushed.
+    summary.shrink_to_fit();
     Ok(Post {
         source: rel.to_string_lossy().replace('\\', "/"),
         id,
