@@ -164,6 +164,24 @@ def serve(d):
                          if before else "_No baseline build in this run._")}
 
 
+def metrics_cost(d):
+    paths = list(dict.fromkeys(c.split(" ", 1)[1] for c in d.cases() if " " in c))
+    rows = []
+    for path in paths:
+        for kind in ("plain", "gzip", "304"):
+            case = f"{kind} {path}"
+            off, on = d.median(case, "feedsmith-base", "rps"), d.median(case, "feedsmith", "rps")
+            rows.append([f"`{path}`", kind, d.cell(case, "feedsmith-base", "rps", 0),
+                         d.cell(case, "feedsmith", "rps", 0), ratio(on, off),
+                         d.cell(case, "feedsmith-base", "p99"), d.cell(case, "feedsmith", "p99")])
+    m = {k: d.meta(k) for k in ("content", "workers", "threads", "connections", "duration_s", "warmup_s")}
+    return {**m, "content": m["content"].replace("_", " "),
+            "runs": max(int(r["run"]) for r in d.rows if r["run"]),
+            "wrk": d.env["wrk"], "binary": d.env["binary"],
+            "table": table(["feed", "case", "metrics off req/s", "metrics on req/s", "on/off",
+                            "off p99 ms", "on p99 ms"], rows, right_from=2)}
+
+
 def scale(d):
     cases = [c for c in d.cases() if "/" in c]
     label = lambda c: " / ".join(num(int(x), 0) for x in c.split("/"))
@@ -258,7 +276,8 @@ def targets(data):
     return table(["target", "measured (medians unless said)", ""], rows, right_from=3)
 
 
-SECTIONS = {"ab-export": ab_export, "stages": stages, "serve": serve, "scale": scale, "latency": latency}
+SECTIONS = {"ab-export": ab_export, "stages": stages, "serve": serve, "metrics-cost": metrics_cost,
+            "scale": scale, "latency": latency}
 
 
 def machine(run_dir):

@@ -221,6 +221,11 @@ def serve(args, work):
     export(args.bin, config, export_dir, cwd=h.ROOT)
     tag = args.tag or max((export_dir / "tags").glob("*/rss.xml"), key=lambda p: (p.stat().st_size, p)).parent.name
     paths = ["/rss.xml", "/" + urllib.parse.quote(f"tags/{tag}/rss.xml")]
+    if args.metrics_cost:  # the same build with metrics off, as the baseline
+        args.baseline = args.bin
+        args.baseline_config = h.write_config(work / "config-metrics-off.toml",
+                                              h.corpus(args.corpus, args.tags) if args.corpus else h.ROOT / "content",
+                                              server__metrics="false")
     if args.baseline:  # an older build, serving its own export of the same content
         base_config = args.baseline_config or config
         export(args.baseline, base_config, work / "export-base", cwd=h.ROOT)
@@ -235,7 +240,7 @@ def serve(args, work):
             base.wait_up("/healthz")
         workers = re.search(r"starting (\d+) workers", fs.text())
         workers = int(workers[1]) if workers else os.cpu_count()
-        rec = h.Recorder("serve", content=content.replace(" ", "_"), workers=workers, threads=args.threads,
+        rec = h.Recorder("metrics-cost" if args.metrics_cost else "serve", content=content.replace(" ", "_"), workers=workers, threads=args.threads,
                          connections=args.connections, duration_s=args.duration, warmup_s=args.warmup)
         rec.env("binary", f"{args.bin} sha256:{h.file_id(args.bin)}")
         if base:
@@ -385,6 +390,8 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--baseline", help="an older feedsmith binary, measured in the same runs (before/after)")
     p.add_argument("--baseline-config", help="config for --baseline (an older build may reject newer keys)")
+    p.add_argument("--metrics-cost", action="store_true",
+                   help="the baseline is this build with [server] metrics = false (recorded as metrics-cost)")
     p.set_defaults(run=serve)
 
     p = sub.add_parser("latency", help="save a probe post, poll /rss.xml until its ETag changes")

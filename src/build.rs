@@ -174,10 +174,16 @@ fn render_feeds(
                     let path = path_of(feed, *format);
                     let body = render::render_with(config, feed, *format, &texts)?;
                     let file = reuse(previous, &path, &body, caching).unwrap_or_else(|| {
-                        Arc::new(
+                        let file =
                             Rendered::new(format.content_type(), &body, feed.updated, config)
-                                .cached_as(caching),
-                        )
+                                .cached_as(caching);
+                        // Subscription documents are the WebSub topics; nobody subscribes to
+                        // an archive page, and no hub is told about one.
+                        Arc::new(if feed.page.is_archive() {
+                            file
+                        } else {
+                            file.feed_at(render::self_url(feed, *format), config)
+                        })
                     });
                     emit(&path, &file, &body)?;
                     Ok((path, file))

@@ -25,6 +25,8 @@ pub struct Config {
     pub watch: Watch,
     /// One-shot export.
     pub export: Export,
+    /// WebSub hubs to advertise and notify.
+    pub websub: WebSub,
 }
 
 /// `[site]`
@@ -134,6 +136,26 @@ pub struct Server {
     pub shutdown_timeout_s: u64,
     /// Idle keep-alive connections are closed after this long (0: no keep-alive).
     pub keep_alive_s: u64,
+    /// Serve `/metrics` (Prometheus text format).
+    pub metrics: bool,
+    /// A listener of its own for `/metrics` (kept off the public interface); `None`: on the
+    /// main listener.
+    pub metrics_bind: Option<String>,
+    /// Access log format; `Off` costs nothing per request.
+    pub access_log: AccessLogFormat,
+    /// Where the access log goes; `None`: stderr.
+    pub access_log_file: Option<PathBuf>,
+}
+
+/// Access log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogFormat {
+    Off,
+    /// The combined log format of Apache and nginx.
+    Combined,
+    /// One JSON object per line.
+    Json,
 }
 
 /// How changes are noticed.
@@ -169,6 +191,30 @@ pub struct Export {
 /// Default `server.archive_cache_control`: a week, and never revalidated meanwhile.
 pub const DEFAULT_ARCHIVE_CACHE_CONTROL: &str = "max-age=604800, immutable";
 
+/// `[websub]`
+#[derive(Debug, Clone)]
+pub struct WebSub {
+    /// Hubs advertised in every feed and notified when a feed changes, in config order.
+    pub hubs: Vec<Hub>,
+    /// Bound of one publish request: connecting, sending and reading the answer.
+    pub timeout: std::time::Duration,
+    /// Retries after the first attempt (network errors, 5xx, 429).
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub retry_delay: std::time::Duration,
+    /// Publish requests in flight at once, all hubs together.
+    pub concurrency: usize,
+}
+
+/// One WebSub hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hub {
+    /// Absolute http(s) URL, as written (no trailing `/` added).
+    pub url: Url,
+    /// Takes several `hub.url` values in one publish request (`websub.batch_hubs`).
+    pub batch: bool,
+}
+
 // ---- raw (serde) layer -------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -180,6 +226,7 @@ struct RawConfig {
     server: RawServer,
     watch: RawWatch,
     export: RawExport,
+    websub: RawWebSub,
 }
 
 #[derive(Deserialize)]
@@ -278,6 +325,10 @@ struct RawServer {
     write_timeout_s: u64,
     shutdown_timeout_s: u64,
     keep_alive_s: u64,
+    metrics: bool,
+    metrics_bind: String,
+    access_log: AccessLogFormat,
+    access_log_file: PathBuf,
 }
 
 impl Default for RawServer {
@@ -292,6 +343,10 @@ impl Default for RawServer {
             write_timeout_s: 30,
             shutdown_timeout_s: 5,
             keep_alive_s: 5,
+            metrics: true,
+            metrics_bind: String::new(),
+            access_log: AccessLogFormat::Off,
+            access_log_file: PathBuf::new(),
         }
     }
 }
@@ -328,6 +383,30 @@ impl Default for RawExport {
             dir: "feeds".into(),
             gzip_level: 6,
             brotli_quality: 6,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawWebSub {
+    hubs: Vec<String>,
+    batch_hubs: Vec<String>,
+    timeout_s: u64,
+    retries: u32,
+    retry_delay_ms: u64,
+    concurrency: usize,
+}
+
+impl Default for RawWebSub {
+    fn default() -> Self {
+        RawWebSub {
+            hubs: Vec::new(),
+            batch_hubs: Vec::new(),
+            timeout_s: 10,
+            retries: 5,
+            retry_delay_ms: 1000,
+            concurrency: 4,
         }
     }
 }
@@ -420,18 +499,32 @@ fn validate(raw: RawConfig, base: &Path) -> Checked<Config> {
     let content = content(raw.content, resolve)?;
     let feed = feed(raw.feed)?;
     Ok(Config {
-        server: server(raw.server, &site)?,
+        server: server(raw.server, &site, resolve)?,
         site,
         content,
         feed,
         watch: watch(raw.watch)?,
         export: export(raw.export, resolve)?,
+        websub: websub(raw.websub)?,
     })
 }
 
 /// An absolute http(s) URL for `key`, normalized to end in `/`, without query or fragment.
 fn absolute_url(key: &'static str, raw: &str) -> Checked<Url> {
-    let mut url = Url::parse(raw.trim())
+    let mut url = http_url(key, raw)?;
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// An absolute http(s) URL for `key`, kept as written apart from the URL parser's own
+/// normalization.
+fn http_url(key: &'static str, raw: &str) -> Checked<Url> {
+    let url = Url::parse(raw.trim())
         .map_err(|e| ConfigError::at_key(key, format!("`{key}` `{raw}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
         return Err(ConfigError::at_key(
@@ -439,12 +532,6 @@ fn absolute_url(key: &'static str, raw: &str) -> Checked<Url> {
             format!("`{key}` `{raw}` must be an absolute http(s) URL"),
         ));
     }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    url.set_query(None);
-    url.set_fragment(None);
     Ok(url)
 }
 
@@ -552,7 +639,7 @@ fn feed(raw: RawFeed) -> Checked<FeedOptions> {
     })
 }
 
-fn server(raw: RawServer, site: &Site) -> Checked<Server> {
+fn server(raw: RawServer, site: &Site, resolve: impl Fn(PathBuf) -> PathBuf) -> Checked<Server> {
     let public_url = match &raw.public_url {
         Some(url) => absolute_url("server.public_url", url)?,
         None => site.base_url.clone(),
@@ -605,6 +692,11 @@ fn server(raw: RawServer, site: &Site) -> Checked<Server> {
         write_timeout_s: raw.write_timeout_s,
         shutdown_timeout_s: raw.shutdown_timeout_s,
         keep_alive_s: raw.keep_alive_s,
+        metrics: raw.metrics,
+        metrics_bind: Some(raw.metrics_bind.trim().to_string()).filter(|b| !b.is_empty()),
+        access_log: raw.access_log,
+        access_log_file: (!raw.access_log_file.as_os_str().is_empty())
+            .then(|| resolve(raw.access_log_file)),
     })
 }
 
@@ -645,6 +737,56 @@ fn export(raw: RawExport, resolve: impl Fn(PathBuf) -> PathBuf) -> Checked<Expor
         dir: resolve(raw.dir),
         gzip_level: raw.gzip_level,
         brotli_quality: raw.brotli_quality,
+    })
+}
+
+fn websub(raw: RawWebSub) -> Checked<WebSub> {
+    let mut hubs: Vec<Hub> = Vec::new();
+    for written in &raw.hubs {
+        let mut url = http_url("websub.hubs", written)?;
+        url.set_fragment(None);
+        if hubs.iter().any(|h| h.url == url) {
+            return Err(ConfigError::at_key(
+                "websub.hubs",
+                format!("`websub.hubs` lists `{url}` twice"),
+            ));
+        }
+        hubs.push(Hub { url, batch: false });
+    }
+    for written in &raw.batch_hubs {
+        let mut url = http_url("websub.batch_hubs", written)?;
+        url.set_fragment(None);
+        let Some(hub) = hubs.iter_mut().find(|h| h.url == url) else {
+            return Err(ConfigError::at_key(
+                "websub.batch_hubs",
+                format!("`websub.batch_hubs`: `{url}` is not one of `websub.hubs`"),
+            ));
+        };
+        hub.batch = true;
+    }
+    for (key, value, range) in [
+        ("websub.timeout_s", raw.timeout_s, 1..=600),
+        ("websub.retry_delay_ms", raw.retry_delay_ms, 1..=600_000),
+        ("websub.retries", u64::from(raw.retries), 0..=20),
+        ("websub.concurrency", raw.concurrency as u64, 1..=64),
+    ] {
+        if !range.contains(&value) {
+            return Err(ConfigError::at_key(
+                key,
+                format!(
+                    "`{key}` must be between {} and {}",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+    }
+    Ok(WebSub {
+        hubs,
+        timeout: std::time::Duration::from_secs(raw.timeout_s),
+        retries: raw.retries,
+        retry_delay: std::time::Duration::from_millis(raw.retry_delay_ms),
+        concurrency: raw.concurrency,
     })
 }
 
@@ -725,5 +867,54 @@ mod tests {
         )
         .expect("ok");
         assert_eq!(c.site.base_url.as_str(), "https://e.org/blog/");
+    }
+
+    #[test]
+    fn websub_hubs_are_validated_like_base_url_and_batch_hubs_must_be_hubs() {
+        let c = parse(
+            "[websub]\nhubs = [\"https://hub.example/publish\", \"http://127.0.0.1:9/\"]\nbatch_hubs = [\"https://hub.example/publish\"]\n",
+            Path::new("."),
+        )
+        .expect("valid hubs");
+        let hubs: Vec<(&str, bool)> = c
+            .websub
+            .hubs
+            .iter()
+            .map(|h| (h.url.as_str(), h.batch))
+            .collect();
+        assert_eq!(
+            hubs,
+            [
+                ("https://hub.example/publish", true),
+                ("http://127.0.0.1:9/", false)
+            ]
+        );
+        let cases = [
+            (
+                "[websub]\nhubs = [\"ftp://hub/\"]\n",
+                "2:8: `websub.hubs` `ftp://hub/` must be an absolute http(s) URL",
+            ),
+            (
+                "[websub]\nhubs = [\"hub.example\"]\n",
+                "2:8: `websub.hubs` `hub.example` is not a URL: relative URL without a base",
+            ),
+            (
+                "[websub]\nhubs = [\"http://a/\", \"http://a/\"]\n",
+                "2:8: `websub.hubs` lists `http://a/` twice",
+            ),
+            (
+                "[websub]\nhubs = [\"http://a/\"]\nbatch_hubs = [\"http://b/\"]\n",
+                "3:14: `websub.batch_hubs`: `http://b/` is not one of `websub.hubs`",
+            ),
+            (
+                "[websub]\ntimeout_s = 0\n",
+                "2:13: `websub.timeout_s` must be between 1 and 600",
+            ),
+        ];
+        for (text, message) in cases {
+            let err = parse(text, Path::new(".")).expect_err(text);
+            assert_eq!(err.to_string(), message, "{text}");
+        }
+        assert!(Config::default().websub.hubs.is_empty());
     }
 }

@@ -150,6 +150,9 @@ pub enum Problem {
     /// The last rebuild failed: an older snapshot is served.
     #[error("last rebuild failed, serving generation {generation}: {message}")]
     RebuildFailed { generation: u64, message: String },
+    /// A config reload (SIGHUP) found an invalid config: the previous one stays in use.
+    #[error("config reload rejected, the previous config stays in use: {0}")]
+    ConfigRejected(String),
 }
 
 impl Problem {

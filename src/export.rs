@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, FixedOffset};
 
@@ -18,11 +19,14 @@ use crate::error::Error;
 use crate::snapshot::{Rendered, Snapshot};
 
 /// What an export did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub written: usize,
     pub unchanged: usize,
     pub removed: usize,
+    /// Public URLs of the feed documents whose bytes this export wrote (new or changed),
+    /// sorted: what `export --ping` tells WebSub hubs about.
+    pub changed: Vec<String>,
 }
 
 /// Extensions of the files an export owns (only these are ever removed).
@@ -112,12 +116,19 @@ pub fn export(
     std::fs::create_dir_all(out).map_err(write_error(out))?;
     let written = AtomicUsize::new(0);
     let unchanged = AtomicUsize::new(0);
+    let changed = Mutex::new(Vec::new());
     let sink = |key: &str, file: &Rendered, identity: &[u8]| -> Result<(), Error> {
-        for (path, bytes) in [
-            (out.join(key), identity),
-            (out.join(format!("{key}.gz")), &file.gzip[..]),
+        for (path, bytes, is_identity) in [
+            (out.join(key), identity, true),
+            (out.join(format!("{key}.gz")), &file.gzip[..], false),
         ] {
             let counter = if write_if_changed(&path, bytes)? {
+                if is_identity && let Some(topic) = file.topic() {
+                    changed
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(topic.to_string());
+                }
                 &written
             } else {
                 &unchanged
@@ -133,10 +144,13 @@ pub fn export(
         .keys()
         .flat_map(|key| [out.join(key), out.join(format!("{key}.gz"))])
         .collect();
+    let mut changed = changed.into_inner().unwrap_or_else(PoisonError::into_inner);
+    changed.sort_unstable();
     let summary = Summary {
         written: written.into_inner(),
         unchanged: unchanged.into_inner(),
         removed: remove_stale(out, &keep)?,
+        changed,
     };
     Ok((snapshot, summary))
 }

@@ -11,9 +11,12 @@
 //!   --render--> bytes x {rss, atom, json} (+ OPML, index; feed byte budget)
 //!   --build::build--> Rendered (gzip, ETag, Last-Modified; identity and br on demand)
 //!   --> Snapshot (immutable) --publish::Publisher--> SnapshotStore (ArcSwap)
-//!   --> server (one snapshot per request)
+//!   --> server (one snapshot per request; settings a SIGHUP reload swaps)
 //!       (served by `listener`: actix-server workers, each connection a `conn::Guarded`
-//!        that bounds what one client can make the process hold)
+//!        that bounds what one client can make the process hold; each answer counted in
+//!        `metrics` and written to the `access` log when they are on)
+//!   \--> websub::Pinger (self URLs of the feed documents whose bytes changed; hubs are
+//!        notified from its own threads, never on the rebuild or request path)
 //!   \--> export::export: each file written to feeds/ as soon as it is rendered
 //! ```
 //!
@@ -43,6 +46,7 @@
 //! `compress` are leaves; `post` is split into `front` (front matter) and `body` (the HTML
 //! pipeline); problems of every kind are one type, `error::Problem`.
 
+pub mod access;
 pub mod build;
 pub mod compress;
 pub mod config;
@@ -52,6 +56,7 @@ pub mod error;
 pub mod export;
 pub mod feed;
 pub mod listener;
+pub mod metrics;
 pub mod post;
 pub mod publish;
 pub mod render;
@@ -60,6 +65,7 @@ pub mod server;
 pub mod snapshot;
 pub mod text;
 pub mod watch;
+pub mod websub;
 
 pub use config::Config;
 pub use error::{Error, PostError, Problem};

@@ -1,12 +1,16 @@
 //! The `feedsmith` binary: parses the command line, sets up logging, calls the library and
-//! maps the outcome to an exit code (0 ok, 1 posts skipped, 2 fatal).
+//! maps the outcome to an exit code (0 ok, 1 posts skipped or hubs not notified, 2 fatal).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use feedsmith::{Config, config, content, export, listener, publish, server, watch};
+use std::sync::Arc;
+
+use feedsmith::access::AccessLog;
+use feedsmith::metrics::Metrics;
+use feedsmith::{Config, config, content, export, listener, publish, server, watch, websub};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +38,10 @@ enum Command {
         /// Output directory, overriding `export.dir`.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Notify the `websub.hubs` of every feed document this export wrote (new or
+        /// changed), and wait for their answers.
+        #[arg(long)]
+        ping: bool,
     },
     /// Load every post and report problems.
     Check {
@@ -50,7 +58,8 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Posts were skipped: the command did its work, but not with everything.
+/// Posts were skipped (or hubs not notified): the command did its work, but not with
+/// everything.
 struct Skipped;
 
 fn main() -> ExitCode {
@@ -83,8 +92,8 @@ fn run(cli: Cli) -> anyhow::Result<Option<Skipped>> {
     let config = config::load(&path, must_exist)?;
     match cli.command.unwrap_or(Command::Serve { bind: None }) {
         Command::Check { verbose } => check(&config, verbose),
-        Command::Export { out } => export_cmd(&config, out),
-        Command::Serve { bind } => serve(config, bind),
+        Command::Export { out, ping } => export_cmd(&config, out, ping),
+        Command::Serve { bind } => serve(config, path, must_exist, bind),
     }
 }
 
@@ -135,7 +144,11 @@ fn check(config: &Config, verbose: bool) -> anyhow::Result<Option<Skipped>> {
     Ok(skipped)
 }
 
-fn export_cmd(config: &Config, out: Option<PathBuf>) -> anyhow::Result<Option<Skipped>> {
+fn export_cmd(
+    config: &Config,
+    out: Option<PathBuf>,
+    ping: bool,
+) -> anyhow::Result<Option<Skipped>> {
     let started = Instant::now();
     let out = out.unwrap_or_else(|| config.export.dir.clone());
     let loaded = content::load(config)?;
@@ -169,7 +182,39 @@ fn export_cmd(config: &Config, out: Option<PathBuf>) -> anyhow::Result<Option<Sk
         summary.unchanged,
         summary.removed
     );
-    Ok(skipped)
+    let unpinged = if ping {
+        ping_hubs(config, &summary.changed)
+    } else {
+        None
+    };
+    Ok(skipped.or(unpinged))
+}
+
+/// Tells the hubs about `topics` and waits (at most the worst case of one notification plus
+/// a minute) for every answer. `Some` when some hub was not notified of some topic.
+fn ping_hubs(config: &Config, topics: &[String]) -> Option<Skipped> {
+    let hubs = config.websub.hubs.len();
+    if hubs == 0 {
+        eprintln!("warning: --ping: no `websub.hubs` configured; nobody notified");
+        return None;
+    }
+    let pinger = websub::Pinger::start(&config.websub);
+    pinger.publish(topics);
+    let patience = websub::Pinger::worst_case(&config.websub) + Duration::from_secs(60);
+    let finished = pinger.wait_idle(patience);
+    let stats = pinger.stats();
+    let get = websub::Stats::get;
+    let (sent, failed, waiting) = (get(&stats.sent), get(&stats.failed), get(&stats.queued));
+    println!(
+        "websub: {} changed feed document(s) x {hubs} hub(s): {sent} notified, {failed} failed{}",
+        topics.len(),
+        if finished {
+            String::new()
+        } else {
+            format!(", {waiting} unanswered after {patience:.0?}")
+        }
+    );
+    (failed > 0 || !finished).then_some(Skipped)
 }
 
 /// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
@@ -185,7 +230,12 @@ fn ms(started: Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
 }
 
-fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>> {
+fn serve(
+    config: Config,
+    config_path: PathBuf,
+    must_exist: bool,
+    bind: Option<String>,
+) -> anyhow::Result<Option<Skipped>> {
     let bind = bind.unwrap_or_else(|| config.server.bind.clone());
     // Purge freed pages in the background (jemalloc's dirty-page decay), so memory taken by
     // a burst of clients goes back to the system when they leave.
@@ -194,7 +244,16 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
             "jemalloc background threads are off ({e}): freed memory stays mapped longer"
         );
     }
-    let mut publisher = publish::Publisher::new(config.clone()).with_background_brotli();
+    let metrics = config.server.metrics.then(|| Arc::new(Metrics::new()));
+    let mut publisher = publish::Publisher::new(config.clone())
+        .with_background_brotli()
+        .with_websub();
+    if let Some(metrics) = &metrics {
+        publisher = publisher.with_metrics(metrics.clone());
+        metrics.config_loaded(true);
+    }
+    let health = publisher.health();
+    health.config_loaded(&config_path);
     let first = publisher.rebuild(None)?;
     let store = publisher.store();
     tracing::info!(
@@ -205,18 +264,22 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
         config.content.dir.display()
     );
     let brotli = publisher.brotli_queue();
-    let health = publisher.health();
+    let websub_stats = publisher.websub_stats();
     let handle = watch::spawn(publisher)?;
-    let hup = handle.sender();
-    let state = actix_web::web::Data::new(server::AppState {
-        store,
-        cache_control: config.server.cache_control.clone(),
-        archive_cache_control: config.server.archive_cache_control.clone(),
-        identity_cache_bytes: config.server.identity_cache_bytes,
-        brotli,
-        health,
-        prefix: config.server.public_url.path().to_string(),
-    });
+    let access_log = AccessLog::start(
+        config.server.access_log,
+        config.server.access_log_file.as_deref(),
+        metrics.clone(),
+    )?;
+    let mut state = server::AppState::new(store, config.server.cache_control.clone());
+    state.reconfigure(&config);
+    state.brotli = brotli;
+    state.websub = websub_stats;
+    state.health = health;
+    state.metrics_here = metrics.is_some() && config.server.metrics_bind.is_none();
+    state.metrics = metrics;
+    state.access_log = access_log;
+    let state = actix_web::web::Data::new(state);
     #[cfg(unix)]
     {
         // Registered before serving, so a SIGHUP never meets the default action (exit).
@@ -226,13 +289,15 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
             .build()?;
         let _guard = rt.enter();
         let mut hangups = signal(SignalKind::hangup()).map_err(feedsmith::Error::Io)?;
+        let hup = handle.sender();
+        let state = state.clone();
+        let mut current = config.clone();
         std::thread::Builder::new()
             .name("feedsmith-sighup".into())
             .spawn(move || {
                 rt.block_on(async move {
                     while hangups.recv().await.is_some() {
-                        tracing::info!("SIGHUP: full reload");
-                        let _ = hup.send(watch::Msg::Full);
+                        reload(&config_path, must_exist, &mut current, &state, &hup);
                     }
                 })
             })?;
@@ -243,4 +308,85 @@ fn serve(config: Config, bind: Option<String>) -> anyhow::Result<Option<Skipped>
     })?;
     handle.stop();
     Ok(None)
+}
+
+/// SIGHUP: reads the config again. A valid one takes effect (the content is read again with
+/// it; settings of the listener itself wait for a restart, and the log says which); an
+/// invalid one is rejected with the message `check` prints, and the running config stays.
+/// Either way the content is reloaded.
+fn reload(
+    path: &std::path::Path,
+    must_exist: bool,
+    current: &mut Config,
+    state: &server::AppState,
+    worker: &std::sync::mpsc::Sender<watch::Msg>,
+) {
+    match config::load(path, must_exist) {
+        Ok(next) => {
+            for key in restart_needed(current, &next) {
+                tracing::warn!("SIGHUP: `{key}` changed; it takes effect on restart");
+            }
+            state.reconfigure(&next);
+            state.health.config_loaded(path);
+            if let Some(metrics) = &state.metrics {
+                metrics.config_loaded(true);
+            }
+            tracing::info!("SIGHUP: config `{}` reloaded; full reload", path.display());
+            *current = next.clone();
+            let _ = worker.send(watch::Msg::Reload(Box::new(next)));
+        }
+        Err(e) => {
+            let message = error_chain(&e);
+            tracing::error!(
+                "SIGHUP: {message}; keeping the config loaded before; reloading the content"
+            );
+            state.health.config_rejected(message);
+            if let Some(metrics) = &state.metrics {
+                metrics.config_loaded(false);
+            }
+            let _ = worker.send(watch::Msg::Full);
+        }
+    }
+}
+
+/// The keys of `[server]` that only a restart applies (the listener is not rebuilt).
+fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (a, b) = (&old.server, &new.server);
+    [
+        ("server.bind", a.bind != b.bind),
+        (
+            "server.max_connections",
+            a.max_connections != b.max_connections,
+        ),
+        (
+            "server.write_timeout_s",
+            a.write_timeout_s != b.write_timeout_s,
+        ),
+        (
+            "server.shutdown_timeout_s",
+            a.shutdown_timeout_s != b.shutdown_timeout_s,
+        ),
+        ("server.keep_alive_s", a.keep_alive_s != b.keep_alive_s),
+        ("server.metrics", a.metrics != b.metrics),
+        ("server.metrics_bind", a.metrics_bind != b.metrics_bind),
+        ("server.access_log", a.access_log != b.access_log),
+        (
+            "server.access_log_file",
+            a.access_log_file != b.access_log_file,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect()
+}
+
+/// An error and its sources, as `error: a: b: c` prints them.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
 }

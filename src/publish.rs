@@ -1,11 +1,11 @@
 //! Publishing: a `Publisher` owns the post cache, refreshes it (some paths, or all),
 //! builds the next snapshot with `build`, publishes it with one pointer swap, and decides
-//! which post bodies stay in memory. `Health` holds the serving process's own problems for
+//! which post bodies stay in memory, and hands the URLs of the feed documents whose bytes
+//! changed to the WebSub `Pinger`. `Health` holds the serving process's own problems for
 //! `/healthz`. The watcher (`watch`) decides when to publish; this module how.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -15,7 +15,9 @@ use crate::build;
 use crate::config::Config;
 use crate::content::{Cache, Trust};
 use crate::error::{Error, Problem};
-use crate::snapshot::{BrotliQueue, Rendered, Snapshot, SnapshotStore};
+use crate::metrics::Metrics;
+use crate::snapshot::{BrotliQueue, Snapshot, SnapshotStore};
+use crate::websub::{self, Pinger};
 
 /// What one rebuild did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,15 @@ enum Scope<'a> {
 #[derive(Debug, Default)]
 pub struct Health {
     problems: std::sync::Mutex<std::collections::BTreeMap<&'static str, Problem>>,
+    config: std::sync::Mutex<ConfigState>,
+}
+
+/// The config in use: where from, when it was loaded, and the last rejected reload.
+#[derive(Debug, Default, Clone)]
+struct ConfigState {
+    path: Option<PathBuf>,
+    loaded_at: Option<chrono::DateTime<Utc>>,
+    rejected: Option<(chrono::DateTime<Utc>, String)>,
 }
 
 impl Health {
@@ -58,6 +69,37 @@ impl Health {
         }
     }
 
+    /// The config at `path` was loaded (at start or by a reload) and is in use now; a
+    /// rejected reload before it is forgotten.
+    pub fn config_loaded(&self, path: &std::path::Path) {
+        let mut state = lock(&self.config);
+        state.path = Some(path.to_path_buf());
+        state.loaded_at = Some(Utc::now());
+        state.rejected = None;
+        drop(state);
+        self.set("config", None);
+    }
+
+    /// A reload found an invalid config: the one in use stays, `/healthz` says why.
+    pub fn config_rejected(&self, message: String) {
+        lock(&self.config).rejected = Some((Utc::now(), message.clone()));
+        self.set("config", Some(Problem::ConfigRejected(message)));
+    }
+
+    /// What `/healthz` says of the config: path, load time, last rejected reload.
+    pub fn config(&self) -> serde_json::Value {
+        let state = lock(&self.config).clone();
+        let time = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        serde_json::json!({
+            "path": state.path.map(|p| p.display().to_string()),
+            "loaded_at": state.loaded_at.map(time),
+            "rejected": state.rejected.map(|(at, message)| serde_json::json!({
+                "at": time(at),
+                "error": message,
+            })),
+        })
+    }
+
     /// The current problems, by kind.
     pub fn problems(&self) -> Vec<Problem> {
         self.problems
@@ -69,6 +111,12 @@ impl Health {
     }
 }
 
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Owns the post cache and publishes snapshots into the store.
 pub struct Publisher {
     pub(crate) config: Config,
@@ -77,6 +125,10 @@ pub struct Publisher {
     pub(crate) health: Arc<Health>,
     /// Where files wanted in brotli go to be compressed (when serving).
     brotli: Option<BrotliQueue>,
+    /// Rebuild counters and timings, when serving with metrics.
+    metrics: Option<Arc<Metrics>>,
+    /// Tells WebSub hubs which feed documents changed (when serving with hubs).
+    websub: Option<Pinger>,
 }
 
 impl Publisher {
@@ -88,7 +140,30 @@ impl Publisher {
             store: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             health: Arc::default(),
             brotli: None,
+            metrics: None,
+            websub: None,
         }
+    }
+
+    /// Records every rebuild in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The config in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Takes a new config (a reload): every post is read again with it at the next rebuild,
+    /// and every feed rendered again (files whose bytes come out the same keep their ETag).
+    pub fn reconfigure(&mut self, config: Config) {
+        if let Some(pinger) = &self.websub {
+            pinger.reconfigure(&config.websub);
+        }
+        self.config = config;
+        self.cache = Cache::default();
     }
 
     /// What `/healthz` reports besides the snapshot's problems.
@@ -101,11 +176,11 @@ impl Publisher {
     /// nor a request waits for the slow compressor, and only files clients want in brotli
     /// take memory for it. A new version of a wanted file is queued when it is published.
     pub fn with_background_brotli(mut self) -> Self {
-        let (sender, receiver) = channel::<Arc<Rendered>>();
+        let (sender, receiver) = BrotliQueue::new();
         let spawned = std::thread::Builder::new()
             .name("feedsmith-brotli".into())
             .spawn(move || {
-                while let Ok(file) = receiver.recv() {
+                while let Some(file) = receiver.recv() {
                     // Not worth compressing a file that no snapshot holds any more.
                     if Arc::strong_count(&file) > 1 {
                         file.fill_brotli();
@@ -117,6 +192,19 @@ impl Publisher {
             Err(e) => tracing::warn!("no brotli thread ({e}); serving gzip only"),
         }
         self
+    }
+
+    /// Notifies the configured WebSub hubs (`websub.hubs`, as reloads change them) of the
+    /// feed documents each rebuild changes, from background threads (`websub::Pinger`). The
+    /// first build pings nobody: what the hubs last saw is unknown.
+    pub fn with_websub(mut self) -> Self {
+        self.websub = Some(Pinger::start(&self.config.websub));
+        self
+    }
+
+    /// The WebSub counters (`None` unless `with_websub`); the same object across reloads.
+    pub fn websub_stats(&self) -> Option<Arc<websub::Stats>> {
+        self.websub.as_ref().map(Pinger::stats)
     }
 
     /// Where the server queues files wanted in brotli (`None` without a brotli thread).
@@ -145,6 +233,17 @@ impl Publisher {
     }
 
     fn publish(&mut self, scope: Scope<'_>) -> Result<Report, Error> {
+        let result = self.publish_scope(scope);
+        if let Some(metrics) = &self.metrics {
+            match &result {
+                Ok(r) => metrics.rebuilt(r.elapsed, r.files_changed, r.feeds_changed),
+                Err(_) => metrics.rebuild_failed(),
+            }
+        }
+        result
+    }
+
+    fn publish_scope(&mut self, scope: Scope<'_>) -> Result<Report, Error> {
         let started = Instant::now();
         let refresh = match scope {
             Scope::All(trust) => self.cache.refresh_all(&self.config, trust)?,
@@ -185,14 +284,27 @@ impl Publisher {
                     .get(path)
                     .is_some_and(|old| !Arc::ptr_eq(old, file) && old.brotli_wanted());
                 if replaces_wanted && file.want_brotli() {
-                    let _ = brotli.send(file.clone());
+                    brotli.send(file.clone());
                 }
             }
         }
+        let topics = match &self.websub {
+            Some(pinger) if previous.generation > 0 && pinger.has_hubs() => {
+                changed_topics(&previous, &next)
+            }
+            _ => Vec::new(),
+        };
         // Bodies stay in memory only for posts some feed shows (the next edit re-renders
         // their feeds); the cache owns them.
         self.cache.release_bodies(&next.shown());
         self.store.store(Arc::new(next));
+        // Only once the new bytes are served: a hub fetches the topic when notified.
+        if let Some(pinger) = &self.websub
+            && !topics.is_empty()
+        {
+            tracing::debug!(feeds = topics.len(), "websub: notifying hubs");
+            pinger.publish(topics);
+        }
         let report = Report {
             files_changed: refresh.parsed + refresh.removed,
             feeds_changed,
@@ -208,4 +320,22 @@ impl Publisher {
         );
         Ok(report)
     }
+}
+
+/// The public URLs of the feed documents of `next` whose bytes differ from `previous` (a
+/// file with the same bytes is the very same `Rendered`), sorted.
+fn changed_topics(previous: &Snapshot, next: &Snapshot) -> Vec<String> {
+    let mut topics: Vec<String> = next
+        .files
+        .iter()
+        .filter(|(path, file)| {
+            previous
+                .files
+                .get(*path)
+                .is_none_or(|old| !Arc::ptr_eq(old, file))
+        })
+        .filter_map(|(_, file)| file.topic().map(str::to_string))
+        .collect();
+    topics.sort_unstable();
+    topics
 }

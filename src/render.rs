@@ -257,6 +257,17 @@ pub fn render_with(
     })
 }
 
+/// The WebSub hubs a feed document advertises (`rel="hub"`, JSON Feed `hubs`): every
+/// subscription document; no archive page (nobody subscribes to one, no hub hears of one).
+fn hubs<'c>(config: &'c Config, feed: &Feed) -> impl Iterator<Item = &'c str> {
+    let hubs = if feed.page.is_archive() {
+        &[][..]
+    } else {
+        &config.websub.hubs[..]
+    };
+    hubs.iter().map(|hub| hub.url.as_str())
+}
+
 /// Escapes text for XML/HTML content and attribute values.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -3,7 +3,7 @@
 //! pure `decide()` for conditional requests and content negotiation. Never touches the
 //! filesystem: a path either names a file of the snapshot or is a 404.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use actix_web::body::{BodySize, MessageBody};
@@ -15,43 +15,40 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, FixedOffset, Utc};
 
+use arc_swap::ArcSwap;
+
+use crate::access::AccessLog;
+use crate::config::Config;
+use crate::conn::Limits;
+use crate::metrics::{self, Metrics};
 use crate::publish::Health;
 use crate::snapshot::{BrotliQueue, Caching, Encoding, Rendered, SnapshotStore};
 
 /// Longest request path we look up; anything longer is a 404 without decoding.
 const MAX_PATH: usize = 2048;
 
-/// Shared state of the handlers.
-pub struct AppState {
-    pub store: Arc<SnapshotStore>,
+/// The settings of the handlers that a config reload may change, swapped as one.
+#[derive(Debug, Clone)]
+pub struct Settings {
     /// `Cache-Control` of feed responses.
     pub cache_control: String,
     /// `Cache-Control` of closed archive pages (`Caching::Archived`).
     pub archive_cache_control: String,
     /// Budget of kept identity bodies (see `Rendered::identity_within`).
     pub identity_cache_bytes: usize,
-    /// Where files that br-capable clients ask for are queued for brotli.
-    pub brotli: Option<BrotliQueue>,
-    /// Problems of the process itself (content dir missing, watcher fallback, failed
-    /// rebuild), reported by `/healthz` with the snapshot's.
-    pub health: Arc<Health>,
     /// Path of `server.public_url` (`/feeds/`), under which every file is served as well as
     /// at the root; `/` when the feeds live at the root.
     pub prefix: String,
 }
 
-impl AppState {
-    /// State over `store` with the given `Cache-Control`, the default one for archive pages,
-    /// a 64 MiB identity budget and no brotli queue.
-    pub fn new(store: Arc<SnapshotStore>, cache_control: impl Into<String>) -> Self {
-        AppState {
-            store,
-            cache_control: cache_control.into(),
-            archive_cache_control: crate::config::DEFAULT_ARCHIVE_CACHE_CONTROL.into(),
-            identity_cache_bytes: 64 << 20,
-            brotli: None,
-            health: Arc::default(),
-            prefix: "/".into(),
+impl Settings {
+    /// The settings `config` asks for.
+    pub fn of(config: &Config) -> Self {
+        Settings {
+            cache_control: config.server.cache_control.clone(),
+            archive_cache_control: config.server.archive_cache_control.clone(),
+            identity_cache_bytes: config.server.identity_cache_bytes,
+            prefix: config.server.public_url.path().to_string(),
         }
     }
 
@@ -68,17 +65,117 @@ impl AppState {
     }
 }
 
-/// Registers every route: `/healthz` and the snapshot's files (feeds, OPML, `/`), at the
-/// root and under the public URL's path prefix.
+/// Shared state of the handlers.
+pub struct AppState {
+    pub store: Arc<SnapshotStore>,
+    /// What a config reload can change (read once per request).
+    pub settings: ArcSwap<Settings>,
+    /// Where files that br-capable clients ask for are queued for brotli.
+    pub brotli: Option<BrotliQueue>,
+    /// Problems of the process itself (content dir missing, watcher fallback, failed
+    /// rebuild, rejected config), reported by `/healthz` with the snapshot's.
+    pub health: Arc<Health>,
+    /// Metrics, when on; `/metrics` is answered on this listener when `metrics_here`.
+    pub metrics: Option<Arc<Metrics>>,
+    pub metrics_here: bool,
+    /// The access log, when on.
+    pub access_log: Option<AccessLog>,
+    /// WebSub publisher counters, for `/metrics`.
+    pub websub: Option<Arc<crate::websub::Stats>>,
+    /// Open connections, for `/metrics` (set by the listener).
+    pub connections: OnceLock<Arc<Limits>>,
+}
+
+impl AppState {
+    /// State over `store` with the given `Cache-Control` (and the default one for archive
+    /// pages), a 64 MiB identity budget, no brotli queue and no metrics.
+    pub fn new(store: Arc<SnapshotStore>, cache_control: impl Into<String>) -> Self {
+        AppState {
+            store,
+            settings: ArcSwap::from_pointee(Settings {
+                cache_control: cache_control.into(),
+                archive_cache_control: crate::config::DEFAULT_ARCHIVE_CACHE_CONTROL.into(),
+                identity_cache_bytes: 64 << 20,
+                prefix: "/".into(),
+            }),
+            brotli: None,
+            health: Arc::default(),
+            metrics: None,
+            metrics_here: false,
+            access_log: None,
+            websub: None,
+            connections: OnceLock::new(),
+        }
+    }
+
+    /// Takes the settings of a reloaded config.
+    pub fn reconfigure(&self, config: &Config) {
+        self.settings.store(Arc::new(Settings::of(config)));
+    }
+
+    /// Changes one setting (tests and reloads).
+    pub fn update(&self, change: impl FnOnce(&mut Settings)) {
+        let mut next = Settings::clone(&self.settings.load());
+        change(&mut next);
+        self.settings.store(Arc::new(next));
+    }
+
+    /// What `/metrics` reports about the snapshot and the process now.
+    fn metrics_state(&self) -> metrics::State {
+        let snapshot = self.store.load();
+        let (mut gzip, mut br) = (0, 0);
+        for file in snapshot.files.values() {
+            gzip += file.gzip.len();
+            br += file.brotli_ready().map_or(0, |b| b.len());
+        }
+        metrics::State {
+            generation: snapshot.generation,
+            posts: snapshot.posts,
+            feeds: snapshot.feeds,
+            files: snapshot.files.len(),
+            problems: snapshot.problems.len() + self.health.problems().len(),
+            gzip_bytes: gzip,
+            brotli_bytes: br,
+            identity_bytes: crate::snapshot::identity_kept_bytes(),
+            brotli_queue: self.brotli.as_ref().map_or(0, BrotliQueue::len),
+            connections: self.connections.get().map_or(0, |l| l.open()),
+            websub: self.websub.as_ref().map(|w| {
+                let get =
+                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                metrics::WebSub {
+                    sent: get(&w.sent),
+                    failed: get(&w.failed),
+                    retried: get(&w.retried),
+                    coalesced: get(&w.coalesced),
+                    dropped: get(&w.dropped),
+                    requests: get(&w.requests),
+                    queued: get(&w.queued),
+                }
+            }),
+        }
+    }
+}
+
+/// Registers every route: the snapshot's files (feeds, OPML, pages), `/healthz` and, when
+/// on here, `/metrics`; files and `/healthz` at the root and under the public URL's path.
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        let prefixed = (state.prefix != "/").then(|| format!("{}healthz", state.prefix));
-        cfg.app_data(state)
-            .route("/healthz", web::route().to(healthz));
-        if let Some(path) = prefixed {
-            cfg.route(&path, web::route().to(healthz));
-        }
-        cfg.default_service(web::to(serve_file));
+        cfg.app_data(state).default_service(web::to(serve_file));
+    }
+}
+
+/// Only `/metrics` (for `server.metrics_bind`, a listener of its own).
+pub fn configure_metrics(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(state).default_service(web::to(
+            |req: HttpRequest, state: web::Data<AppState>| async move {
+                if req.path() == "/metrics" {
+                    metrics_response(&req, &state)
+                } else {
+                    not_found()
+                }
+            },
+        ));
     }
 }
 
@@ -267,23 +364,22 @@ pub fn snapshot_key(raw: &str) -> Option<String> {
 }
 
 async fn serve_file(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let started = std::time::Instant::now();
-    let response = respond(&req, &state);
-    tracing::debug!(
-        target: "feedsmith::access",
-        method = %req.method(),
-        path = %req.path(),
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-    );
-    response
+    respond(&req, &state)
 }
 
 fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
+    let settings = state.settings.load();
+    let path = strip_prefix(req.uri().path(), &settings.prefix);
+    if path == "/healthz" {
+        return healthz(req, state);
+    }
+    if path == "/metrics" && state.metrics_here {
+        return metrics_response(req, state);
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return method_not_allowed();
     }
-    let Some(key) = snapshot_key(strip_prefix(req.uri().path(), &state.prefix)) else {
+    let Some(key) = snapshot_key(path) else {
         return not_found();
     };
     // One snapshot per request: body and validators always agree.
@@ -309,7 +405,7 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
         && negotiate(accept.as_ref(), true) == Encoding::Brotli
         && file.want_brotli()
     {
-        let _ = queue.send(file.clone());
+        queue.send(file.clone());
     }
     let (status, encoding) = match decision {
         Decision::NotModified(e) => (StatusCode::NOT_MODIFIED, e),
@@ -327,11 +423,15 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
             // Per file, decided at build time: a closed archive page is never made stale by
             // a scheduled post (new posts change only the newest page).
             match file.caching {
-                Caching::Current => state.cache_control_now(snapshot.next_due),
-                Caching::Archived => header_value(&state.archive_cache_control),
+                Caching::Current => settings.cache_control_now(snapshot.next_due),
+                Caching::Archived => header_value(&settings.archive_cache_control),
             },
         ))
         .insert_header((header::VARY, HeaderValue::from_static("Accept-Encoding")));
+    // WebSub §4 discovery (hubs and self), formatted at build time; feed documents only.
+    if let Some(link) = file.link() {
+        builder.insert_header((header::LINK, header_value(link)));
+    }
     if status == StatusCode::NOT_MODIFIED {
         return builder.finish();
     }
@@ -340,10 +440,10 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
         builder.insert_header((header::CONTENT_ENCODING, ce));
     }
     builder.body(Slices::new(match encoding {
-        Encoding::Identity => file.identity_within(state.identity_cache_bytes),
+        Encoding::Identity => file.identity_within(settings.identity_cache_bytes),
         _ => file
             .body(encoding)
-            .unwrap_or_else(|| file.identity_within(state.identity_cache_bytes)),
+            .unwrap_or_else(|| file.identity_within(settings.identity_cache_bytes)),
     }))
 }
 
@@ -400,7 +500,21 @@ impl MessageBody for Slices {
     }
 }
 
-async fn healthz(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+/// `/metrics`: the Prometheus text format.
+fn metrics_response(req: &HttpRequest, state: &AppState) -> HttpResponse {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return method_not_allowed();
+    }
+    let Some(metrics) = &state.metrics else {
+        return not_found();
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type(metrics::CONTENT_TYPE)
+        .body(metrics.render(&state.metrics_state()))
+}
+
+fn healthz(req: &HttpRequest, state: &AppState) -> HttpResponse {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return method_not_allowed();
     }
@@ -416,6 +530,7 @@ async fn healthz(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         "feeds": snapshot.feeds,
         "files": snapshot.files.len(),
         "problems": problems,
+        "config": state.health.config(),
     });
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -21,12 +21,81 @@ use crate::feed::Feed;
 use crate::post::Post;
 use crate::render;
 
-/// Where files wanted in brotli are sent to be compressed in the background.
-pub type BrotliQueue = std::sync::mpsc::Sender<Arc<Rendered>>;
+/// Where files wanted in brotli are sent to be compressed in the background, with the
+/// number of files waiting (for `/metrics`).
+#[derive(Debug, Clone)]
+pub struct BrotliQueue {
+    sender: std::sync::mpsc::Sender<Arc<Rendered>>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl BrotliQueue {
+    /// A queue and the receiving end for the compressing thread.
+    pub fn new() -> (BrotliQueue, BrotliReceiver) {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        (
+            BrotliQueue {
+                sender,
+                waiting: waiting.clone(),
+            },
+            BrotliReceiver { receiver, waiting },
+        )
+    }
+
+    /// Queues a file (dropped silently once the compressing thread is gone).
+    pub fn send(&self, file: Arc<Rendered>) {
+        if self.sender.send(file).is_ok() {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Files waiting for their brotli body.
+    pub fn len(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// No file is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The compressing thread's end of a [`BrotliQueue`].
+pub struct BrotliReceiver {
+    receiver: std::sync::mpsc::Receiver<Arc<Rendered>>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl BrotliReceiver {
+    /// The next file, once the queue's senders are all gone `None`.
+    pub fn recv(&self) -> Option<Arc<Rendered>> {
+        let file = self.receiver.recv().ok()?;
+        // Counted as waiting until taken (`send` counts after a successful send).
+        let _ = self
+            .waiting
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        Some(file)
+    }
+
+    /// The next file if one is waiting now.
+    pub fn try_recv(&self) -> Option<Arc<Rendered>> {
+        let file = self.receiver.try_recv().ok()?;
+        let _ = self
+            .waiting
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        Some(file)
+    }
+}
 
 /// Bytes of identity bodies kept by live `Rendered` files, process-wide (see
 /// [`Rendered::identity_within`]).
 static IDENTITY_KEPT: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of identity bodies kept in memory, process-wide.
+pub fn identity_kept_bytes() -> usize {
+    IDENTITY_KEPT.load(Ordering::Relaxed)
+}
 
 /// How long caches may keep a file; the server maps it to `Cache-Control`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,6 +130,10 @@ pub struct Rendered {
     /// Validators formatted once: ETag per encoding (identity, gzip, br) and Last-Modified
     /// as an HTTP date.
     validators: [Box<str>; 4],
+    /// A feed document's own public URL (its `rel="self"`, the WebSub topic).
+    topic: Option<Box<str>>,
+    /// A feed document's `Link` header (hubs and self), when hubs are configured.
+    link: Option<Box<str>>,
 }
 
 /// A content coding we precompute.
@@ -98,6 +171,8 @@ impl Rendered {
             hash,
             last_modified,
             caching: Caching::Current,
+            topic: None,
+            link: None,
         }
     }
 
@@ -105,6 +180,24 @@ impl Rendered {
     pub fn cached_as(mut self, caching: Caching) -> Self {
         self.caching = caching;
         self
+    }
+
+    /// Marks this file as a feed document published at `self_url`: its WebSub topic, with
+    /// the `Link` header (hubs and self) formatted now when `websub.hubs` are configured.
+    pub fn feed_at(mut self, self_url: String, config: &Config) -> Rendered {
+        self.link = crate::websub::link_header(&config.websub.hubs, &self_url).map(Into::into);
+        self.topic = Some(self_url.into());
+        self
+    }
+
+    /// A feed document's public URL (`None` for other files).
+    pub fn topic(&self) -> Option<&str> {
+        self.topic.as_deref()
+    }
+
+    /// A feed document's `Link` header value, when hubs are configured.
+    pub fn link(&self) -> Option<&str> {
+        self.link.as_deref()
     }
 
     /// Strong ETag of one encoding, quoted: representations differ per content coding

@@ -19,7 +19,7 @@ use crate::publish::{Health, Publisher};
 use crate::snapshot::SnapshotStore;
 
 /// What the rebuild worker is asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Msg {
     /// These paths (relative to the content dir) changed.
     Changed(Vec<PathBuf>),
@@ -31,6 +31,8 @@ pub enum Msg {
     /// The content directory itself was removed, moved or replaced: watch it anew (its
     /// inode may well be reused, so identity checks alone cannot tell), then rescan it.
     Rewatch,
+    /// Take this config (a valid reload) and re-read every file with it.
+    Reload(Box<Config>),
     /// Stop the worker.
     Stop,
 }
@@ -128,9 +130,13 @@ fn start_watcher(
     };
     let poll = force_poll || config.watch.mode == WatchMode::Poll;
     if !poll {
+        // No access events: with IN_OPEN, walking the tree to watch it (an opendir per
+        // directory) floods the event queue past its limit on a large site, and the overflow
+        // means a needless rescan right after start.
+        let kinds = notify::EventKindMask::CORE;
         let attempt = notify::RecommendedWatcher::new(
             handler(root.clone(), sender.clone()),
-            notify::Config::default(),
+            notify::Config::default().with_event_kinds(kinds),
         )
         .and_then(|mut w| w.watch(&root, RecursiveMode::Recursive).map(|()| w));
         match attempt {
@@ -232,6 +238,7 @@ struct Batch {
     full: bool,
     rescan: bool,
     rewatch: bool,
+    reload: Option<Box<Config>>,
     paths: BTreeSet<PathBuf>,
 }
 
@@ -244,6 +251,8 @@ impl Batch {
                 Msg::Full => batch.full = true,
                 Msg::Rescan => batch.rescan = true,
                 Msg::Rewatch => batch.rewatch = true,
+                // The newest config wins.
+                Msg::Reload(config) => batch.reload = Some(config),
                 Msg::Changed(p) => batch.paths.extend(p),
             }
         }
@@ -264,7 +273,8 @@ fn next_batch(receiver: &Receiver<Msg>, wait: Duration, debounce: Duration) -> O
     };
     let mut pending: Vec<Msg> = first.into_iter().chain(receiver.try_iter()).collect();
     let changed = |m: &Msg| matches!(m, Msg::Changed(_) | Msg::Rescan | Msg::Rewatch);
-    if pending.iter().any(changed) && !pending.contains(&Msg::Stop) {
+    let is_stop = |m: &Msg| matches!(m, Msg::Stop);
+    if pending.iter().any(changed) && !pending.iter().any(is_stop) {
         let batch_started = Instant::now();
         let mut quiet_from = batch_started;
         loop {
@@ -278,7 +288,7 @@ fn next_batch(receiver: &Receiver<Msg>, wait: Duration, debounce: Duration) -> O
                     if changed(&msg) {
                         quiet_from = Instant::now();
                     }
-                    let stop = msg == Msg::Stop;
+                    let stop = is_stop(&msg);
                     pending.push(msg);
                     if stop {
                         break;
@@ -302,6 +312,17 @@ struct Watched {
 }
 
 impl Watched {
+    fn new(config: &Config, watcher: Option<AnyWatcher>) -> Self {
+        let dir = config.content.dir.clone();
+        Watched {
+            identity: dir_identity(&dir),
+            dir,
+            watching: watcher.is_some(),
+            missing: false,
+            watcher,
+        }
+    }
+
     /// Notices the content directory vanishing (serve the last good feeds, say so in
     /// `/healthz`) and coming back or being replaced (watch it anew). Returns `false` while
     /// it is missing (nothing to rebuild from), and whether a rescan is needed.
@@ -352,29 +373,40 @@ fn worker(
     sender: &Sender<Msg>,
     watcher: Option<AnyWatcher>,
 ) {
-    let dir = publisher.config.content.dir.clone();
-    let mut watched = Watched {
-        identity: dir_identity(&dir),
-        dir,
-        watching: watcher.is_some(),
-        missing: false,
-        watcher,
-    };
-    let debounce = Duration::from_millis(publisher.config.watch.debounce_ms.max(1));
+    let mut watched = Watched::new(&publisher.config, watcher);
     loop {
         let wait = wait_time(&publisher.store, watched.missing);
+        let debounce = Duration::from_millis(publisher.config.watch.debounce_ms.max(1));
         let Some(batch) = next_batch(receiver, wait, debounce) else {
             return;
         };
         if batch.stop {
             return;
         }
+        let reloaded = batch.reload.is_some();
+        if let Some(config) = batch.reload {
+            let old = &publisher.config;
+            let rewatch = config.content.dir != old.content.dir
+                || config.watch.mode != old.watch.mode
+                || config.watch.poll_interval_ms != old.watch.poll_interval_ms;
+            publisher.reconfigure(*config);
+            if rewatch {
+                drop(watched.watcher.take());
+                let watcher = match publisher.config.watch.mode {
+                    WatchMode::Off => None,
+                    _ => start_watcher(&publisher.config, sender, false, &publisher.health)
+                        .map_err(|e| tracing::error!("{e}"))
+                        .ok(),
+                };
+                watched = Watched::new(&publisher.config, watcher);
+            }
+        }
         let (present, rescan) = watched.check(publisher, sender, batch.rewatch);
         if !present {
             continue;
         }
         let paths: Vec<PathBuf> = batch.paths.into_iter().collect();
-        let result = if batch.full {
+        let result = if batch.full || reloaded {
             publisher.rebuild(None)
         } else if rescan || batch.rescan {
             publisher.rescan()

@@ -1,7 +1,7 @@
 //! Atom 1.0 through `atom_syndication`: stable ids, `published`/`updated`, authors with the
-//! site author as fallback, `summary`, `content type="html"`, alternate and self links, and
-//! RFC 5005 history links with `fh:archive` on archive pages (which keep the feed's `id`:
-//! they are documents of the same feed).
+//! site author as fallback, `summary`, `content type="html"`, alternate, self and WebSub hub
+//! links, and RFC 5005 history links with `fh:archive` on archive pages (which keep the
+//! feed's `id`: they are documents of the same feed).
 
 use std::collections::BTreeMap;
 
@@ -87,6 +87,7 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
             Some(Format::Atom.media_type()),
         ),
     ];
+    links.extend(super::hubs(config, feed).map(|hub| link(hub.to_string(), "hub", None)));
     links.extend(
         super::history_links(feed, Format::Atom)
             .into_iter()

@@ -1,6 +1,7 @@
-//! JSON Feed 1.1 (<https://www.jsonfeed.org/version/1.1/>) with serde. Archive pages are
-//! reached by `next_url`, from the subscription document back to page 1; every page keeps
-//! the subscription document's URL as `feed_url`, the feed's identity in JSON Feed.
+//! JSON Feed 1.1 (<https://www.jsonfeed.org/version/1.1/>) with serde, `hubs` for WebSub.
+//! Archive pages are reached by `next_url`, from the subscription document back to page 1;
+//! every page keeps the subscription document's URL as `feed_url`, the feed's identity in
+//! JSON Feed.
 
 use serde::Serialize;
 
@@ -21,7 +22,17 @@ struct JsonFeed<'a> {
     language: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     authors: Vec<Author<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hubs: Vec<Hub<'a>>,
     items: Vec<Item<'a>>,
+}
+
+/// A WebSub hub (JSON Feed 1.1 `hubs`).
+#[derive(Serialize)]
+struct Hub<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: &'a str,
 }
 
 #[derive(Serialize)]
@@ -64,6 +75,12 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
                 name: &config.site.author,
             })
             .into_iter()
+            .collect(),
+        hubs: super::hubs(config, feed)
+            .map(|url| Hub {
+                kind: "WebSub",
+                url,
+            })
             .collect(),
         items: feed
             .entries

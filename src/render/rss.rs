@@ -1,7 +1,7 @@
 //! RSS 2.0 through the `rss` crate, with `content:encoded`, `dc:creator`, `atom:link
-//! rel="self"`, `media:content`/`media:thumbnail` for banners, and RFC 5005 history as
-//! `atom:link`s (`prev-archive`, `next-archive`, `current`) with `fh:archive` on archive
-//! pages (RFC 5005 appendix B).
+//! rel="self"` (and `rel="hub"` per WebSub hub), `media:content`/`media:thumbnail` for
+//! banners, and RFC 5005 history as `atom:link`s (`prev-archive`, `next-archive`,
+//! `current`) with `fh:archive` on archive pages (RFC 5005 appendix B).
 
 use std::collections::BTreeMap;
 
@@ -99,6 +99,11 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
         mime_type: Some(Format::Rss.media_type().to_string()),
         ..Link::default()
     }];
+    links.extend(super::hubs(config, feed).map(|hub| Link {
+        href: hub.to_string(),
+        rel: "hub".to_string(),
+        ..Link::default()
+    }));
     links.extend(
         super::history_links(feed, Format::Rss)
             .into_iter()

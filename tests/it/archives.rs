@@ -365,11 +365,12 @@ async fn closed_pages_are_immutable_and_the_newest_page_is_cached_like_a_feed() 
     let (_site, config) = corpus();
     let snapshot = std::sync::Arc::new(snapshot_of(&config));
     assert!(snapshot.next_due.is_some(), "a post is scheduled");
-    let mut state = AppState::new(
+    // The config's defaults: `CACHE_CONTROL`, and the path prefix of `PUBLIC`.
+    let state = AppState::new(
         std::sync::Arc::new(arc_swap::ArcSwap::new(snapshot)),
         CACHE_CONTROL,
     );
-    state.prefix = "/f/".into();
+    state.reconfigure(&config);
     let app =
         atest::init_service(App::new().configure(server::configure(web::Data::new(state)))).await;
     let get = |path: &str, etag: Option<&str>| {

@@ -6,6 +6,8 @@ mod export;
 mod feeds;
 mod hostile;
 mod http;
+mod ops;
 mod seeds;
 mod support;
 mod watch;
+mod websub;

@@ -368,7 +368,11 @@ impl Bin {
             let _ = tx.send(first);
             lines.for_each(drop);
         });
-        let mut server = Server { child, base: None };
+        let mut server = Server {
+            child,
+            base: None,
+            _config_dir: None,
+        };
         let line = rx.recv_timeout(bin.timeout).unwrap_or_else(|_| {
             panic!(
                 "`{}` printed nothing within {:?}",
@@ -381,6 +385,7 @@ impl Bin {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("`{}` printed `{line}`, not its address", bin.describe()));
         server.base = Some(base.to_string());
+        server._config_dir = bin._config_dir;
         server
     }
 }
@@ -448,6 +453,8 @@ impl Ran {
 pub struct Server {
     child: Child,
     base: Option<String>,
+    /// Holds a config file written by [`Bin::config_text`] while the server runs.
+    _config_dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
