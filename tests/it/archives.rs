@@ -488,6 +488,35 @@ fn without_archives_feeds_have_no_history_and_archive_pages_can_carry_content() 
 }
 
 #[test]
+fn archive_pages_are_no_websub_topics() {
+    let site = Site::new();
+    for i in 0..5 {
+        site.write(&format!("p/{i:04}.md"), &text(i, date(2 * i), "body"));
+    }
+    let snapshot = snapshot_of(&site.config(
+        "[feed]\nlimit = 2\narchive_size = 2\n[websub]\nhubs = [\"https://hub.example.org/\"]\n",
+    ));
+    for format in Format::ALL {
+        let current = &snapshot.files[format.file_name()];
+        assert!(
+            current.topic().is_some() && current.link().is_some(),
+            "{format:?}"
+        );
+        let text = support::text(&snapshot, format.file_name());
+        assert!(text.contains("https://hub.example.org/"), "{format:?}");
+        for n in [1, 2] {
+            let path = format.page_file_name(n);
+            let page = &snapshot.files[&path];
+            assert!(page.topic().is_none() && page.link().is_none(), "{path}");
+            assert!(
+                !support::text(&snapshot, &path).contains("hub.example.org"),
+                "{path}"
+            );
+        }
+    }
+}
+
+#[test]
 fn the_binary_serves_archive_pages_with_the_configured_cache_control() {
     let site = Site::new();
     for i in 0..7 {
