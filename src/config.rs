@@ -102,6 +102,13 @@ pub struct FeedOptions {
     /// Budget of one feed document: entries keep their content, newest first, until it is
     /// spent; older entries carry their summary only.
     pub max_feed_bytes: usize,
+    /// Publish the entries older than the newest `limit` as RFC 5005 archive pages.
+    pub archives: bool,
+    /// Entries per archive page.
+    pub archive_size: usize,
+    /// What archive entries carry: the summary (default) or, within `max_feed_bytes` per
+    /// page, full content.
+    pub archive_content: ContentMode,
 }
 
 /// `[server]`
@@ -115,6 +122,9 @@ pub struct Server {
     /// `server.public_url` was written in the config (not the `site.base_url` default).
     pub public_url_set: bool,
     pub cache_control: String,
+    /// `Cache-Control` of archive pages that are full (every one but the newest): they never
+    /// change unless an old post is edited.
+    pub archive_cache_control: String,
     /// Bytes of uncompressed bodies kept for clients that accept neither gzip nor brotli;
     /// past it, such bodies are decompressed per request instead of kept.
     pub identity_cache_bytes: usize,
@@ -177,6 +187,9 @@ pub struct Export {
     /// Brotli quality of served br bodies (0-11).
     pub brotli_quality: u32,
 }
+
+/// Default `server.archive_cache_control`: a week, and never revalidated meanwhile.
+pub const DEFAULT_ARCHIVE_CACHE_CONTROL: &str = "max-age=604800, immutable";
 
 /// `[websub]`
 #[derive(Debug, Clone)]
@@ -279,6 +292,9 @@ struct RawFeed {
     categories: bool,
     max_entry_bytes: usize,
     max_feed_bytes: usize,
+    archives: bool,
+    archive_size: usize,
+    archive_content: ContentMode,
 }
 
 impl Default for RawFeed {
@@ -290,6 +306,9 @@ impl Default for RawFeed {
             categories: true,
             max_entry_bytes: 256 << 10,
             max_feed_bytes: 1 << 20,
+            archives: true,
+            archive_size: 50,
+            archive_content: ContentMode::Summary,
         }
     }
 }
@@ -300,6 +319,7 @@ struct RawServer {
     bind: String,
     public_url: Option<String>,
     cache_control: String,
+    archive_cache_control: String,
     identity_cache_mb: usize,
     max_connections: usize,
     write_timeout_s: u64,
@@ -317,6 +337,7 @@ impl Default for RawServer {
             bind: "127.0.0.1:8080".into(),
             public_url: None,
             cache_control: "max-age=300, stale-while-revalidate=3600".into(),
+            archive_cache_control: DEFAULT_ARCHIVE_CACHE_CONTROL.into(),
             identity_cache_mb: 64,
             max_connections: 10_000,
             write_timeout_s: 30,
@@ -599,6 +620,12 @@ fn feed(raw: RawFeed) -> Checked<FeedOptions> {
             "`feed.max_feed_bytes` must be at least `feed.max_entry_bytes`",
         ));
     }
+    if raw.archive_size == 0 {
+        return Err(ConfigError::at_key(
+            "feed.archive_size",
+            "`feed.archive_size` must be at least 1",
+        ));
+    }
     Ok(FeedOptions {
         limit: raw.limit,
         content: raw.content,
@@ -606,6 +633,9 @@ fn feed(raw: RawFeed) -> Checked<FeedOptions> {
         categories: raw.categories,
         max_entry_bytes: raw.max_entry_bytes,
         max_feed_bytes: raw.max_feed_bytes,
+        archives: raw.archives,
+        archive_size: raw.archive_size,
+        archive_content: raw.archive_content,
     })
 }
 
@@ -614,11 +644,16 @@ fn server(raw: RawServer, site: &Site, resolve: impl Fn(PathBuf) -> PathBuf) -> 
         Some(url) => absolute_url("server.public_url", url)?,
         None => site.base_url.clone(),
     };
-    if !is_header_value(&raw.cache_control) {
-        return Err(ConfigError::at_key(
-            "server.cache_control",
-            "`server.cache_control` is not a valid header value",
-        ));
+    for (key, value) in [
+        ("server.cache_control", &raw.cache_control),
+        ("server.archive_cache_control", &raw.archive_cache_control),
+    ] {
+        if !is_header_value(value) {
+            return Err(ConfigError::at_key(
+                key,
+                format!("`{key}` is not a valid header value"),
+            ));
+        }
     }
     if raw.max_connections == 0 {
         return Err(ConfigError::at_key(
@@ -651,6 +686,7 @@ fn server(raw: RawServer, site: &Site, resolve: impl Fn(PathBuf) -> PathBuf) -> 
         public_url_set: raw.public_url.is_some(),
         public_url,
         cache_control: raw.cache_control,
+        archive_cache_control: raw.archive_cache_control,
         identity_cache_bytes: raw.identity_cache_mb.saturating_mul(1 << 20),
         max_connections: raw.max_connections,
         write_timeout_s: raw.write_timeout_s,

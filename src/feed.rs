@@ -1,7 +1,9 @@
 //! Pure feed planning: `plan(config, posts, now)` decides which feeds exist (global, per tag,
 //! per category, per language when the content is multilingual), their URLs and their
-//! entries in a total order. Format-agnostic: `render` turns each `Feed` into bytes. `now`
-//! only decides visibility; nothing time-dependent reaches the output.
+//! entries in a total order, and which entries go to which archive page (RFC 5005: pages
+//! numbered from the oldest entry, so a page fills once and then stays as it is).
+//! Format-agnostic: `render` turns each `Feed` document into bytes. `now` only decides
+//! visibility; nothing time-dependent reaches the output.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -32,7 +34,33 @@ impl FeedKind {
     }
 }
 
-/// One feed, independent of format.
+/// Where a document stands in its feed's history (RFC 5005).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Page {
+    /// 0 for the subscription document (the feed's own URL); n >= 1 for archive page n,
+    /// page 1 holding the oldest entries.
+    pub number: usize,
+    /// Archive pages the feed has.
+    pub of: usize,
+}
+
+impl Page {
+    /// An archive page, not the subscription document.
+    pub fn is_archive(self) -> bool {
+        self.number > 0
+    }
+
+    /// An archive page with a newer one after it: its entries and links are final (the
+    /// bytes change only when one of its posts is edited, or posts before it come or go).
+    /// The newest page is not: it fills up, and gains a `next-archive` link when it is full
+    /// and the next page starts.
+    pub fn is_closed(self) -> bool {
+        self.number > 0 && self.number < self.of
+    }
+}
+
+/// One document of a feed (its subscription document or one archive page), independent of
+/// format.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Feed {
     pub kind: FeedKind,
@@ -51,12 +79,63 @@ pub struct Feed {
     pub description: String,
     /// Absolute URL of the site (language) home page.
     pub home_url: String,
-    /// Newest first, `limit` at most.
+    /// Newest first, `limit` at most; on an archive page, the page's entries.
     pub entries: Vec<Arc<Post>>,
-    /// Number of visible posts the feed collects (`entries` holds the newest `limit`).
+    /// Number of visible posts the feed collects (the subscription document holds the newest
+    /// `limit`, its archive pages the rest).
     pub total: usize,
+    /// The feed's entries older than `entries`, newest first, which its archive pages hold
+    /// (empty without `feed.archives`, and on archive pages).
+    pub archived: Vec<Arc<Post>>,
+    /// Which document of the feed this is.
+    pub page: Page,
     /// Newest `updated` of the entries (the Unix epoch for an empty feed).
     pub updated: DateTime<FixedOffset>,
+}
+
+impl Feed {
+    /// Archive page `number` (1 holds the oldest entries; at most `page.of`) of this
+    /// subscription document: `size` entries at most, newest first, counted from the oldest
+    /// archived entry, so that only the newest page is ever partial.
+    pub fn archive_page(&self, number: usize, size: usize) -> Feed {
+        let total = self.archived.len();
+        let end = total.saturating_sub(number.saturating_sub(1).saturating_mul(size));
+        let start = total.saturating_sub(number.saturating_mul(size));
+        let entries = self.archived[start..end].to_vec();
+        Feed {
+            kind: self.kind,
+            name: self.name.clone(),
+            language: self.language.clone(),
+            dir: self.dir.clone(),
+            dir_url: self.dir_url.clone(),
+            id_url: self.id_url.clone(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            home_url: self.home_url.clone(),
+            updated: newest(&entries),
+            entries,
+            total: self.total,
+            archived: Vec::new(),
+            page: Page {
+                number,
+                of: self.page.of,
+            },
+        }
+    }
+
+    /// Every archive page of this subscription document, oldest first.
+    pub fn archive_pages(&self, size: usize) -> impl Iterator<Item = Feed> + '_ {
+        (1..=self.page.of).map(move |n| self.archive_page(n, size))
+    }
+}
+
+/// Newest `updated` of `entries` (the Unix epoch when there are none).
+fn newest(entries: &[Arc<Post>]) -> DateTime<FixedOffset> {
+    entries
+        .iter()
+        .map(|p| p.updated)
+        .max()
+        .unwrap_or_else(epoch)
 }
 
 /// The planned feed set.
@@ -180,7 +259,7 @@ pub fn plan(config: &Config, posts: &[Arc<Post>], now: DateTime<FixedOffset>) ->
             FeedKind::Global,
             "",
             String::new(),
-            posts.iter().take(config.feed.limit).cloned().collect(),
+            posts.iter().take(ctx.kept()).cloned().collect(),
             posts.len(),
         ));
         if config.feed.tags {
@@ -208,6 +287,15 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Entries a feed keeps: its newest `feed.limit`, or all of them with archives.
+    fn kept(&self) -> usize {
+        if self.config.feed.archives {
+            usize::MAX
+        } else {
+            self.config.feed.limit
+        }
+    }
+
     fn grouped(
         &self,
         kind: FeedKind,
@@ -215,7 +303,7 @@ impl Ctx<'_> {
         names: impl Fn(&Post) -> &Vec<String>,
         problems: &mut Vec<Problem>,
     ) -> Vec<Feed> {
-        let limit = self.config.feed.limit;
+        let limit = self.kept();
         let mut groups: HashMap<String, Group> = HashMap::new();
         for post in posts {
             for name in names(post) {
@@ -271,15 +359,23 @@ impl Ctx<'_> {
         feeds
     }
 
+    /// The subscription document of a feed of `entries` (all of them with archives, newest
+    /// first; else the newest `feed.limit`) out of `total`: its newest `feed.limit`, the rest
+    /// archived.
     fn feed(
         &self,
         kind: FeedKind,
         slug: &str,
         name: String,
-        entries: Vec<Arc<Post>>,
+        mut entries: Vec<Arc<Post>>,
         total: usize,
     ) -> Feed {
         let site = &self.config.site;
+        let archived = entries.split_off(entries.len().min(self.config.feed.limit));
+        let page = Page {
+            number: 0,
+            of: archived.len().div_ceil(self.config.feed.archive_size),
+        };
         let dir = format!(
             "{}{}{}",
             self.prefix,
@@ -319,11 +415,7 @@ impl Ctx<'_> {
                 format!("Posts in category “{name}” on {}", site.title),
             ),
         };
-        let updated = entries
-            .iter()
-            .map(|p| p.updated)
-            .max()
-            .unwrap_or_else(epoch);
+        let updated = newest(&entries);
         Feed {
             kind,
             name,
@@ -336,6 +428,8 @@ impl Ctx<'_> {
             home_url,
             entries,
             total,
+            archived,
+            page,
             updated,
         }
     }
@@ -344,6 +438,73 @@ impl Ctx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The titles of the subscription document and of each archive page of the global feed of
+    /// `n` posts (`P0` oldest) under `feed_toml`.
+    fn documents(n: usize, feed_toml: &str) -> Vec<Vec<String>> {
+        let config =
+            crate::config::parse(&format!("[feed]\n{feed_toml}"), std::path::Path::new("/"))
+                .expect("valid");
+        let posts: Vec<Arc<Post>> = (0..n)
+            .map(|i| {
+                let text = format!("---\ntitle: P{i}\ndate: 2024-01-{:02}\n---\n", i + 1);
+                let rel = format!("p/{i:02}.md");
+                Arc::new(
+                    crate::post::parse(&config, std::path::Path::new(&rel), &text).expect("parses"),
+                )
+            })
+            .collect();
+        let now = DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z").expect("date");
+        let feed = plan(&config, &posts, now).feeds.remove(0);
+        let titles = |f: &Feed| {
+            f.entries
+                .iter()
+                .map(|p| p.title.clone())
+                .collect::<Vec<_>>()
+        };
+        let pages: Vec<Feed> = feed.archive_pages(config.feed.archive_size).collect();
+        for (i, page) in pages.iter().enumerate() {
+            assert_eq!(
+                page.page,
+                Page {
+                    number: i + 1,
+                    of: pages.len()
+                }
+            );
+            assert_eq!(
+                page.updated, page.entries[0].updated,
+                "newest entry of the page"
+            );
+        }
+        std::iter::once(titles(&feed))
+            .chain(pages.iter().map(titles))
+            .collect()
+    }
+
+    #[test]
+    fn archive_pages_count_from_the_oldest_entry_and_list_theirs_newest_first() {
+        let cases: &[(usize, &str, &[&[&str]])] = &[
+            (
+                7,
+                "limit = 2\narchive_size = 2",
+                &[&["P6", "P5"], &["P1", "P0"], &["P3", "P2"], &["P4"]],
+            ),
+            (
+                5,
+                "limit = 2\narchive_size = 3",
+                &[&["P4", "P3"], &["P2", "P1", "P0"]],
+            ),
+            (
+                4,
+                "limit = 4\narchive_size = 3",
+                &[&["P3", "P2", "P1", "P0"]],
+            ),
+            (4, "limit = 2\narchives = false", &[&["P3", "P2"]]),
+        ];
+        for (n, toml, expected) in cases {
+            assert_eq!(documents(*n, toml), *expected, "{n} posts, {toml}");
+        }
+    }
 
     #[test]
     fn slugs_keep_unicode_and_never_transliterate() {

@@ -4,9 +4,10 @@
 //!
 //! # Data flow
 //! ```text
-//! content/**.md --content::Cache (load front matter in parallel)--> posts (+ PostErrors)
-//!   --feed::plan--> feeds --content::ensure_bodies (shown posts only: Markdown -> HTML
-//!   --sanitize::clean (allowlist, absolute URLs) -> size budget -> summary)
+//! content/**.md --content::Cache (load front matter and summary in parallel)--> posts
+//!   (+ PostErrors) --feed::plan--> feeds, each a subscription document and RFC 5005
+//!   archive pages --content::ensure_bodies (posts shown in full only: Markdown -> HTML
+//!   --sanitize::clean (allowlist, absolute URLs) -> size budget)
 //!   --render--> bytes x {rss, atom, json} (+ OPML; feed byte budget)
 //!   --pages--> the directory and a preview page per feed (HTML for people)
 //!   --build::build--> Rendered (gzip, ETag, Last-Modified; identity and br on demand)
@@ -39,7 +40,9 @@
 //!    feed bytes, nesting, title and tag counts) and symlinks stay inside the content dir.
 //!
 //! 9. Post bodies are loaded on demand (`content::ensure_bodies`) and dropped by their
-//!    owner, the content cache (`Cache::release_bodies`), when no feed shows the post.
+//!    owner, the content cache (`Cache::release_bodies`), when no subscription document
+//!    shows the post in full; summaries are taken when the post is parsed, so archive pages
+//!    need no bodies.
 //!
 //! Modules depend on each other one way only (`.ci/module-graph.py`): `error`, `text` and
 //! `compress` are leaves; `post` is split into `front` (front matter) and `body` (the HTML

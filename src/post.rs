@@ -1,14 +1,14 @@
 //! One post: pure `parse(path, text)` from a file's text to a `Post` (its front matter,
-//! validated; `front`), and pure `render_body(post, text)` to its `Body` (Markdown to
-//! sanitized HTML with absolute URLs, within a size budget, and a summary; `body`). The two
-//! are apart because only posts that some feed shows need a body: a site of 100,000 posts
-//! renders a few thousand. No I/O and no clock here: `content` reads the files, and
+//! validated, and its plain-text summary; `front`), and pure `render_body(post, text)` to
+//! its `Body` (Markdown to sanitized HTML with absolute URLs, within a size budget; `body`).
+//! The two are apart because only posts that some feed shows in full need a body: a site of
+//! 100,000 posts renders a few thousand (archive pages show summaries). No I/O and no clock here: `content` reads the files, and
 //! visibility is decided against a `now` the caller passes in.
 
 mod body;
 mod front;
 
-pub use body::{absolutize_html, removals, render_body};
+pub use body::{absolutize_html, removals, render_body, summary_of};
 pub use front::{Location, Split, locate, parse, parse_date, split};
 
 use std::sync::Arc;
@@ -42,6 +42,10 @@ pub struct Post {
     pub authors: Vec<String>,
     /// The front matter `summary`, whitespace collapsed.
     pub given_summary: Option<String>,
+    /// Plain-text summary: `given_summary`, else from the Markdown body (`summary_of`), else
+    /// the title. Computed at parse time from the text alone, so showing a post by its
+    /// summary never needs its body.
+    pub summary: String,
     /// Content hash (xxh3-64) of the file this was parsed from; 0 when parsed from a string.
     pub hash: u64,
     /// The rendered body, once loaded (`content::ensure_bodies`); dropped again when no feed
@@ -56,15 +60,13 @@ pub struct Post {
     pub warnings: Vec<PostWarning>,
 }
 
-/// What a feed shows of a post besides its front matter.
+/// What a feed shows of a post besides its front matter and summary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Body {
     /// Full content as sanitized HTML with absolute URLs (kept compressed: held for every
     /// post some feed shows, and read once per feed render); `None` when the body is over
     /// `feed.max_entry_bytes`, so the entry carries its summary and link only.
     pub html: Option<Html>,
-    /// Plain-text summary.
-    pub summary: String,
 }
 
 impl Body {

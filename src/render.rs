@@ -1,5 +1,6 @@
-//! Pure rendering: a planned `Feed` becomes bytes in one format (`rss`, `atom`, `json`), and
-//! the OPML list of every feed is rendered here too (the HTML pages are `pages`).
+//! Pure rendering: a planned `Feed` document (a subscription document or an archive page)
+//! becomes bytes in one format (`rss`, `atom`, `json`), with its RFC 5005 history links; the
+//! OPML list of every feed is rendered here too (the HTML pages are `pages`).
 //! Deterministic: same feed, same bytes. No I/O, no clock.
 
 mod atom;
@@ -8,7 +9,7 @@ mod rss;
 
 use crate::config::{Config, ContentMode};
 use crate::error::{Error, RenderError};
-use crate::feed::Feed;
+use crate::feed::{Feed, Page};
 
 /// The three feed formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,6 +32,26 @@ impl Format {
         }
     }
 
+    /// File name of document `number` of a feed, relative to the feed's directory:
+    /// `rss.xml` for the subscription document (0), `archive/3.rss.xml` for archive page 3
+    /// (`archive/3.atom.xml`, `archive/3.json`).
+    pub fn page_file_name(self, number: usize) -> String {
+        if number == 0 {
+            return self.file_name().to_string();
+        }
+        let extension = match self {
+            Format::Rss => "rss.xml",
+            Format::Atom => "atom.xml",
+            Format::Json => "json",
+        };
+        format!("{ARCHIVE_DIR}{number}.{extension}")
+    }
+
+    /// Media type without parameters, for `type` attributes of links.
+    fn media_type(self) -> &'static str {
+        self.content_type().split(';').next().unwrap_or_default()
+    }
+
     /// Media type with charset, for `Content-Type`.
     pub fn content_type(self) -> &'static str {
         match self {
@@ -48,8 +69,85 @@ pub const OPML_PATH: &str = "feeds.opml";
 /// File name of the pages for people in their directory (`pages`), and the root page.
 pub const INDEX_PATH: &str = "index.html";
 
-/// What the entries of a feed show besides their front matter, taken once from their
-/// bodies for all three formats.
+/// Directory of a feed's archive pages, inside the feed's directory.
+pub const ARCHIVE_DIR: &str = "archive/";
+/// Namespace of `fh:archive` (RFC 5005 §4).
+const HISTORY_NS: &str = "http://purl.org/syndication/history/1.0";
+
+/// Absolute URL of document `number` of `feed` (0: the subscription document) in `format`.
+pub fn page_url(feed: &Feed, format: Format, number: usize) -> String {
+    format!("{}{}", feed.dir_url, format.page_file_name(number))
+}
+
+/// Absolute URL of this document of `feed` in `format`: its `rel="self"`.
+pub fn self_url(feed: &Feed, format: Format) -> String {
+    page_url(feed, format, feed.page.number)
+}
+
+/// RFC 5005 links of a document besides `self`, as (rel, URL) in `format`: the subscription
+/// document links its newest archive page (`prev-archive`); an archive page links the
+/// subscription document (`current`), the next older page (`prev-archive`) and the next
+/// newer one (`next-archive`) where they exist.
+fn history_links(feed: &Feed, format: Format) -> Vec<(&'static str, String)> {
+    let Page { number, of } = feed.page;
+    let mut links = Vec::new();
+    if number > 0 {
+        links.push(("current", page_url(feed, format, 0)));
+    }
+    let older = if number == 0 { of } else { number - 1 };
+    if older > 0 {
+        links.push(("prev-archive", page_url(feed, format, older)));
+    }
+    if number > 0 && number < of {
+        links.push(("next-archive", page_url(feed, format, number + 1)));
+    }
+    links
+}
+
+/// The page JSON Feed's `next_url` names: the next older document (the same one as
+/// `prev-archive`), paging back from the subscription document to archive page 1.
+fn next_url(feed: &Feed) -> Option<String> {
+    history_links(feed, Format::Json)
+        .into_iter()
+        .find_map(|(rel, url)| (rel == "prev-archive").then_some(url))
+}
+
+/// `xml` with `<fh:archive/>` (its namespace declared by the caller) as the first child of
+/// the element that starts with `parent` (`<channel`, `<feed`), on its own line after
+/// `indent`. Inserted here because both crates write extension elements after the entries,
+/// where Atom's schema has no room for them (RFC 4287 §4.1.1). The start tag ends at its
+/// first `>`: attribute values are escaped.
+fn mark_archive(xml: Vec<u8>, parent: &str, indent: &str) -> Vec<u8> {
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay.get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|i| i + from)
+    };
+    let Some(end) = find(&xml, parent.as_bytes(), 0).and_then(|at| find(&xml, b">", at)) else {
+        return xml;
+    };
+    let mark = format!("{indent}<fh:archive/>");
+    let mut out = Vec::with_capacity(xml.len() + mark.len());
+    out.extend_from_slice(&xml[..=end]);
+    out.extend_from_slice(mark.as_bytes());
+    out.extend_from_slice(&xml[end + 1..]);
+    out
+}
+
+/// Whether the entries of `feed` carry HTML content (so their bodies must be loaded):
+/// `feed.content` for subscription documents, `feed.archive_content` for archive pages.
+pub fn shows_content(config: &Config, feed: &Feed) -> bool {
+    let mode = if feed.page.is_archive() {
+        config.feed.archive_content
+    } else {
+        config.feed.content
+    };
+    mode == ContentMode::Full
+}
+
+/// What the entries of a feed show besides their front matter, taken once for all three
+/// formats: summaries from the posts, content from their bodies.
 #[derive(Debug, Clone, Default)]
 pub struct Texts {
     /// Summary of each entry.
@@ -98,34 +196,22 @@ fn entry_cost(post: &crate::post::Post, summary: &str, content: &str) -> usize {
             .sum::<usize>()
 }
 
-/// The texts of a feed's entries from their loaded bodies (`content::ensure_bodies`). An
-/// entry without a body shows its front matter summary or its title, and no content.
-/// Entries keep their content, newest first, while the feed stays within
+/// The texts of a feed's entries: their summaries, and with content (`shows_content`) their
+/// loaded bodies' HTML (`content::ensure_bodies`; an entry without a body shows no
+/// content). Entries keep their content, newest first, while the document stays within
 /// `feed.max_feed_bytes`; from the first entry that would pass it on, entries carry their
 /// summary only.
 pub fn texts(config: &Config, feed: &Feed) -> Texts {
-    let bodies: Vec<_> = feed.entries.iter().map(|p| p.body.get()).collect();
-    let summaries: Vec<String> = feed
-        .entries
-        .iter()
-        .zip(&bodies)
-        .map(|(post, body)| match body {
-            Some(body) => body.summary.clone(),
-            None => post
-                .given_summary
-                .clone()
-                .unwrap_or_else(|| post.title.clone()),
-        })
-        .collect();
+    let summaries: Vec<String> = feed.entries.iter().map(|p| p.summary.clone()).collect();
     let mut contents = Vec::new();
-    if config.feed.content == ContentMode::Full {
+    if shows_content(config, feed) {
         let mut spent = 0usize;
         let mut within = true;
-        for ((post, body), summary) in feed.entries.iter().zip(&bodies).zip(&summaries) {
-            let html = body
-                .as_ref()
-                .and_then(|b| b.html.as_ref())
-                .map(|h| h.text());
+        for (post, summary) in feed.entries.iter().zip(&summaries) {
+            let html = post
+                .body
+                .get()
+                .and_then(|b| b.html.as_ref().map(|h| h.text()));
             let cost = entry_cost(post, summary, html.as_deref().unwrap_or(""));
             spent = spent.saturating_add(cost);
             within = within && spent <= config.feed.max_feed_bytes;
@@ -156,14 +242,20 @@ pub fn render_with(
         Format::Json => json::render(config, feed, texts),
     };
     result.map_err(|source| Error::Render {
-        path: format!("{}{}", feed.dir, format.file_name()),
+        path: format!("{}{}", feed.dir, format.page_file_name(feed.page.number)),
         source,
     })
 }
 
-/// The WebSub hubs every feed document advertises (`rel="hub"`, JSON Feed `hubs`).
-fn hubs(config: &Config) -> impl Iterator<Item = &str> {
-    config.websub.hubs.iter().map(|hub| hub.url.as_str())
+/// The WebSub hubs a feed document advertises (`rel="hub"`, JSON Feed `hubs`): every
+/// subscription document; no archive page (nobody subscribes to one, no hub hears of one).
+fn hubs<'c>(config: &'c Config, feed: &Feed) -> impl Iterator<Item = &'c str> {
+    let hubs = if feed.page.is_archive() {
+        &[][..]
+    } else {
+        &config.websub.hubs[..]
+    };
+    hubs.iter().map(|hub| hub.url.as_str())
 }
 
 /// Escapes text for XML/HTML content and attribute values.

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::conn::Limits;
 use crate::metrics::{self, Metrics};
 use crate::publish::Health;
-use crate::snapshot::{BrotliQueue, Encoding, Rendered, SnapshotStore};
+use crate::snapshot::{BrotliQueue, Caching, Encoding, Rendered, SnapshotStore};
 
 /// Longest request path we look up; anything longer is a 404 without decoding.
 const MAX_PATH: usize = 2048;
@@ -32,6 +32,8 @@ const MAX_PATH: usize = 2048;
 pub struct Settings {
     /// `Cache-Control` of feed responses.
     pub cache_control: String,
+    /// `Cache-Control` of closed archive pages (`Caching::Archived`).
+    pub archive_cache_control: String,
     /// Budget of kept identity bodies (see `Rendered::identity_within`).
     pub identity_cache_bytes: usize,
     /// Path of `server.public_url` (`/feeds/`), under which every file is served as well as
@@ -44,6 +46,7 @@ impl Settings {
     pub fn of(config: &Config) -> Self {
         Settings {
             cache_control: config.server.cache_control.clone(),
+            archive_cache_control: config.server.archive_cache_control.clone(),
             identity_cache_bytes: config.server.identity_cache_bytes,
             prefix: config.server.public_url.path().to_string(),
         }
@@ -84,13 +87,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over `store` with the given `Cache-Control`, a 64 MiB identity budget, no
-    /// brotli queue and no metrics.
+    /// State over `store` with the given `Cache-Control` (and the default one for archive
+    /// pages), a 64 MiB identity budget, no brotli queue and no metrics.
     pub fn new(store: Arc<SnapshotStore>, cache_control: impl Into<String>) -> Self {
         AppState {
             store,
             settings: ArcSwap::from_pointee(Settings {
                 cache_control: cache_control.into(),
+                archive_cache_control: crate::config::DEFAULT_ARCHIVE_CACHE_CONTROL.into(),
                 identity_cache_bytes: 64 << 20,
                 prefix: "/".into(),
             }),
@@ -449,7 +453,12 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
         ))
         .insert_header((
             header::CACHE_CONTROL,
-            settings.cache_control_now(snapshot.next_due),
+            // Per file, decided at build time: a closed archive page is never made stale by
+            // a scheduled post (new posts change only the newest page).
+            match file.caching {
+                Caching::Current => settings.cache_control_now(snapshot.next_due),
+                Caching::Archived => header_value(&settings.archive_cache_control),
+            },
         ))
         .insert_header((header::VARY, HeaderValue::from_static("Accept-Encoding")));
     // WebSub §4 discovery (hubs and self), formatted at build time; feed documents only.

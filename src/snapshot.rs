@@ -97,6 +97,16 @@ pub fn identity_kept_bytes() -> usize {
     IDENTITY_KEPT.load(Ordering::Relaxed)
 }
 
+/// How long caches may keep a file; the server maps it to `Cache-Control`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Caching {
+    /// Like any feed: `server.cache_control`, shortened before a scheduled post is due.
+    #[default]
+    Current,
+    /// A closed archive page (`feed::Page::is_closed`): `server.archive_cache_control`.
+    Archived,
+}
+
 /// One file, ready to send. gzip is computed at build time. Memory follows what is served:
 /// the identity body is kept only once somebody asks for it, within a byte budget; brotli is
 /// made off the request path for files that br-capable clients ask for (`want_brotli`).
@@ -115,6 +125,8 @@ pub struct Rendered {
     pub hash: u64,
     /// Newest entry time, to the second.
     pub last_modified: SystemTime,
+    /// Which `Cache-Control` the file is served with.
+    pub caching: Caching,
     /// Validators formatted once: ETag per encoding (identity, gzip, br) and Last-Modified
     /// as an HTTP date.
     validators: [Box<str>; 4],
@@ -158,9 +170,16 @@ impl Rendered {
             len: body.len(),
             hash,
             last_modified,
+            caching: Caching::Current,
             topic: None,
             link: None,
         }
+    }
+
+    /// The same file, served with `caching`.
+    pub fn cached_as(mut self, caching: Caching) -> Self {
+        self.caching = caching;
+        self
     }
 
     /// Marks this file as a feed document published at `self_url`: its WebSub topic, with
@@ -316,35 +335,67 @@ pub struct Snapshot {
     pub problems: Vec<Problem>,
     /// When the next scheduled post becomes visible.
     pub next_due: Option<DateTime<FixedOffset>>,
-    /// What each feed was rendered from (title and entries, by feed directory), so that the
-    /// next build re-renders only feeds whose inputs changed.
+    /// What each feed document was rendered from (title, entries and history links, by
+    /// `FeedInputs::key`), so that the next build re-renders only documents whose inputs
+    /// changed: one archive page per edited old post, not every page.
     pub(crate) inputs: HashMap<String, FeedInputs>,
     /// What each page for people was rendered from (`pages::Memo`).
     pub(crate) pages: crate::pages::Memo,
 }
 
-/// The inputs of one rendered feed. Holding the `Arc`s keeps pointer comparison sound.
+/// The inputs of one rendered feed document. Holding the `Arc`s keeps pointer comparison
+/// sound.
 #[derive(Debug)]
 pub(crate) struct FeedInputs {
     title: String,
     entries: Vec<Arc<Post>>,
-    /// Every entry had its body (a file that could not be read is tried again next build).
+    /// What the history links depend on (`FeedInputs::links`).
+    links: (usize, usize),
+    /// The document shows content: its posts' bodies are worth keeping.
+    shows_content: bool,
+    /// Every entry had what it shows (without content: always; with content: its body; a
+    /// file that could not be read is tried again next build).
     complete: bool,
 }
 
 impl FeedInputs {
-    pub(crate) fn of(feed: &Feed) -> Self {
+    /// The inputs of `feed`, whose entries show content when `shows_content`.
+    pub(crate) fn of(feed: &Feed, shows_content: bool) -> Self {
         FeedInputs {
             title: feed.title.clone(),
             entries: feed.entries.clone(),
-            complete: feed.entries.iter().all(|p| p.body.get().is_some()),
+            links: Self::links(feed),
+            shows_content,
+            complete: !shows_content || feed.entries.iter().all(|p| p.body.get().is_some()),
         }
     }
 
-    /// Same title and the very same post objects (an unchanged file keeps its `Arc`).
+    /// Where the inputs of `feed` are kept: its directory for the subscription document,
+    /// `<dir>archive/<n>` for archive page n.
+    pub(crate) fn key(feed: &Feed) -> String {
+        match feed.page.number {
+            0 => feed.dir.clone(),
+            n => format!("{}{}{n}", feed.dir, render::ARCHIVE_DIR),
+        }
+    }
+
+    /// What a document's history links (and caching) depend on: the subscription document
+    /// links the newest page (the count of pages); a page links its neighbours (its number,
+    /// and whether it is the newest). So a new page re-renders the subscription document and
+    /// the page before it, and no other.
+    fn links(feed: &Feed) -> (usize, usize) {
+        match feed.page.number {
+            0 => (0, feed.page.of),
+            n => (n, usize::from(!feed.page.is_closed())),
+        }
+    }
+
+    /// Same title, the very same post objects (an unchanged file keeps its `Arc`) and the
+    /// same history links.
     pub(crate) fn same_as(&self, feed: &Feed) -> bool {
         self.complete
             && self.title == feed.title
+            && self.links == Self::links(feed)
             && self.entries.len() == feed.entries.len()
             && self
                 .entries
@@ -363,10 +414,13 @@ impl Snapshot {
         self.files.get(path)
     }
 
-    /// The posts some feed of this snapshot shows (whose bodies are worth keeping).
+    /// The posts some subscription document shows with content (whose bodies are worth
+    /// keeping). Archive pages with content load the bodies of their entries when they are
+    /// rendered again, which is rare: their posts' bodies are not kept for them.
     pub fn shown(&self) -> HashSet<*const Post> {
         self.inputs
             .values()
+            .filter(|inputs| inputs.shows_content && inputs.links.0 == 0)
             .flat_map(|inputs| inputs.entries.iter().map(Arc::as_ptr))
             .collect()
     }

@@ -182,12 +182,7 @@ fn entry(p: &Page<'_, '_>, words: &Words, feed: &Feed, post: &Post) -> Markup {
     } else {
         post.authors.join(", ")
     };
-    let body = post.body.get();
-    let summary = body
-        .as_ref()
-        .map(|b| b.summary.as_str())
-        .or(post.given_summary.as_deref())
-        .unwrap_or_default();
+    let summary = post.summary.as_str();
     html! {
         article.e {
             @if let Some(banner) = &post.banner {

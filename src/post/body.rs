@@ -1,8 +1,9 @@
 //! The body pipeline: Markdown to HTML (CJK line joining, task-list markers as text),
 //! then sanitizing by the allowlist in `crate::sanitize` with every URL made absolute, then
-//! the size budget and the plain-text summary. Pure.
+//! the size budget; and the plain-text summary, from the Markdown alone. Pure.
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+use unicode_segmentation::UnicodeSegmentation;
 use url::Url;
 
 use super::{Body, Post, split};
@@ -145,9 +146,9 @@ fn task_markers_as_text(event: Event<'_>) -> Event<'_> {
 
 /// The summary: front matter, else the text before `<!--more-->` (at most ten automatic
 /// summaries long), else the start of the text cut at a sentence end, else the title.
-fn summary(config: &Config, post: &Post, events: &[Event<'_>]) -> String {
-    if let Some(given) = &post.given_summary {
-        return given.clone();
+fn summary(config: &Config, given: Option<&str>, title: &str, events: &[Event<'_>]) -> String {
+    if let Some(given) = given {
+        return given.to_string();
     }
     let more = events.iter().position(
         |e| matches!(e, Event::Html(h) | Event::InlineHtml(h) if h.trim() == "<!--more-->"),
@@ -158,23 +159,92 @@ fn summary(config: &Config, post: &Post, events: &[Event<'_>]) -> String {
         None => truncate(&plain_text(events), length),
     };
     if text.is_empty() {
-        post.title.clone()
+        title.to_string()
     } else {
         text
     }
 }
 
-/// The Markdown events of a body (CJK lines joined, task markers as text, nesting bounded)
-/// and its HTML before sanitizing.
-fn markdown_html(markdown: &str) -> (Vec<Event<'_>>, String) {
-    let events = limit_nesting(join_cjk_lines(
+/// The plain-text summary of a post from its file's `text` (see `summary`), without HTML:
+/// computed when the post is parsed, so that entries shown by their summary (archive pages,
+/// summary feeds) need no body. Of a body over `feed.max_entry_bytes` only the start is read.
+/// A text without valid front matter is read as if all of it were the body.
+pub fn summary_of(config: &Config, given: Option<&str>, title: &str, text: &str) -> String {
+    if let Some(given) = given {
+        return given.to_string();
+    }
+    let text = normalize(text);
+    let markdown = markdown_of(&text);
+    let budget = config.feed.max_entry_bytes;
+    if markdown.len() > budget {
+        let start = prefix(markdown, budget);
+        return leading_summary(config, title, start, false);
+    }
+    leading_summary(config, title, markdown, true)
+}
+
+/// `summary` of the events of `markdown` (with `body_events`: as `markdown_events` gives
+/// them; without: nesting bounded only), reading no more of them than the summary needs.
+/// Without `<!--more-->` an automatic summary depends on the first `summary_length + 1`
+/// grapheme clusters of the text only, and the plain text of a prefix of the events is a
+/// prefix of the whole plain text (a soft break at the end of the prefix only adds trailing
+/// whitespace, which collapsing drops): so once a prefix gives two clusters more than that,
+/// its summary is the summary. Events are read in doubling chunks.
+fn leading_summary<'a>(
+    config: &Config,
+    title: &str,
+    markdown: &'a str,
+    body_events: bool,
+) -> String {
+    let transform = |events: Vec<Event<'a>>| -> Vec<Event<'a>> {
+        if body_events {
+            limit_nesting(join_cjk_lines(events))
+        } else {
+            limit_nesting(events)
+        }
+    };
+    let markers = |e: Event<'a>| {
+        if body_events {
+            task_markers_as_text(e)
+        } else {
+            e
+        }
+    };
+    let mut parser = Parser::new_ext(markdown, markdown_options()).map(markers);
+    if markdown.contains("<!--more-->") {
+        return summary(config, None, title, &transform(parser.collect()));
+    }
+    let length = config.content.summary_length;
+    let mut events = Vec::new();
+    let mut chunk = 64;
+    loop {
+        let read = events.len();
+        events.extend(parser.by_ref().take(chunk));
+        if events.len() < read + chunk {
+            return summary(config, None, title, &transform(events));
+        }
+        let text = plain_text(&transform(events.clone()));
+        if text.graphemes(true).nth(length + 1).is_some() {
+            return truncate(&text, length);
+        }
+        chunk = chunk.saturating_mul(2);
+    }
+}
+
+/// The Markdown events of a body: CJK lines joined, task markers as text, nesting bounded.
+fn markdown_events(markdown: &str) -> Vec<Event<'_>> {
+    limit_nesting(join_cjk_lines(
         Parser::new_ext(markdown, markdown_options())
             .map(task_markers_as_text)
             .collect(),
-    ));
+    ))
+}
+
+/// The HTML of a body before sanitizing.
+fn markdown_html(markdown: &str) -> String {
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut html, events.iter().cloned());
-    (events, html)
+    pulldown_cmark::html::push_html(&mut html, markdown_events(markdown).into_iter());
+    html
 }
 
 /// The post's URL, the base for its relative links.
@@ -202,10 +272,9 @@ fn prefix(s: &str, max: usize) -> &str {
 }
 
 /// Renders the body of `post` from its file's `text`: HTML sanitized by the allowlist in
-/// `crate::sanitize` (unless `content.sanitize` is off) with every URL absolute, and the
-/// summary. A body whose Markdown or HTML is over `feed.max_entry_bytes`, or whose HTML
-/// nests deeper than `sanitize::MAX_NESTING`, gets no HTML (the entry shows its summary and
-/// link); of a body over budget only the start is read for the summary. A text
+/// `crate::sanitize` (unless `content.sanitize` is off) with every URL absolute. A body whose
+/// Markdown or HTML is over `feed.max_entry_bytes`, or whose HTML nests deeper than
+/// `sanitize::MAX_NESTING`, gets no HTML (the entry shows its summary and link). A text
 /// without valid front matter (the file changed since `post` was parsed) renders as if all
 /// of it were the body.
 pub fn render_body(config: &Config, post: &Post, text: &str) -> Body {
@@ -213,15 +282,10 @@ pub fn render_body(config: &Config, post: &Post, text: &str) -> Body {
     let markdown = markdown_of(&text);
     let budget = config.feed.max_entry_bytes;
     if markdown.len() > budget {
-        let start = prefix(markdown, budget);
-        let events = limit_nesting(Parser::new_ext(start, markdown_options()).collect());
-        return Body {
-            html: None,
-            summary: summary(config, post, &events),
-        };
+        return Body { html: None };
     }
     let post_url = post_url(config, post);
-    let (events, html) = markdown_html(markdown);
+    let html = markdown_html(markdown);
     let html = (html.len() <= budget && !crate::sanitize::too_deep(&html))
         .then(|| {
             if config.content.sanitize {
@@ -237,10 +301,7 @@ pub fn render_body(config: &Config, post: &Post, text: &str) -> Body {
         })
         .filter(|clean| clean.len() <= budget)
         .map(|clean| Html::new(&clean));
-    Body {
-        html,
-        summary: summary(config, post, &events),
-    }
+    Body { html }
 }
 
 /// What sanitizing removes from the body of `post` (for `check --verbose`); empty when
@@ -251,11 +312,72 @@ pub fn removals(config: &Config, post: &Post, text: &str) -> Vec<String> {
     if !config.content.sanitize || markdown.len() > config.feed.max_entry_bytes {
         return Vec::new();
     }
-    let (_, html) = markdown_html(markdown);
+    let html = markdown_html(markdown);
     crate::sanitize::removals(
         &html,
         &post_url(config, post),
         &config.site.base_url,
         &config.content.allowed_iframe_hosts,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The summary from every event of the body, as `render_body` took it before summaries
+    /// were computed at parse time.
+    fn from_all_events(config: &Config, markdown: &str) -> String {
+        summary(config, None, "T", &markdown_events(markdown))
+    }
+
+    fn config(summary_length: usize) -> Config {
+        let text = format!("[content]\nsummary_length = {summary_length}\n");
+        crate::config::parse(&text, std::path::Path::new("/")).expect("valid")
+    }
+
+    #[test]
+    fn a_summary_from_the_leading_events_equals_one_from_all_of_them() {
+        let cjk = "共建全球开源\n新生态。openEuler\n社区 and\nmore。".repeat(40);
+        let zalgo = format!("a{}", "\u{301}".repeat(500)).repeat(30);
+        let cases = [
+            String::new(),
+            "![only](a.png)".to_string(),
+            cjk.clone(),
+            format!("# Head\n\n{cjk}\n\n- [x] done\n- [ ] open\n\n{cjk}"),
+            format!("{}{cjk}", "> ".repeat(100)),
+            format!("{cjk}\n\n<!--more-->\n\n{cjk}"),
+            zalgo,
+            "word ".repeat(5000),
+            "文".repeat(199),
+            "文".repeat(201),
+        ];
+        for length in [10, 50, 200] {
+            let config = config(length);
+            for markdown in &cases {
+                assert_eq!(
+                    leading_summary(&config, "T", markdown, true),
+                    from_all_events(&config, markdown),
+                    "length {length}: {}",
+                    &markdown.chars().take(60).collect::<String>()
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn leading_summaries_equal_whole_summaries_for_any_markdown(
+            markdown in "([a-z文。. \n>*#\\[\\]!()-]|\u{301}){0,3000}",
+            length in 10usize..40,
+        ) {
+            let config = config(length);
+            prop_assert_eq!(
+                leading_summary(&config, "T", &markdown, true),
+                from_all_events(&config, &markdown)
+            );
+        }
+    }
 }

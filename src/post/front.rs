@@ -346,10 +346,12 @@ fn kind(v: &Value) -> &'static str {
 
 /// Parses one post's front matter. `rel` is the path relative to the content directory (it
 /// decides the URL, language and section); `text` is the file's content (a BOM and CRLF line
-/// ends are fine). The body is left for `render_body`.
+/// ends are fine). Of the body only the plain-text summary is taken (`summary_of`); its
+/// HTML is left for `render_body`.
 pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError> {
-    // Only the front matter is read here, so only it is normalized; a text with classic Mac
-    // line ends (CR alone) is normalized whole first, or its lines could not be found.
+    // Only the front matter is normalized here (`summary_of` normalizes what it reads); a
+    // text with classic Mac line ends (CR alone) is normalized whole first, or its lines
+    // could not be found.
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     let text: Cow<'_, str> = if has_lone_cr(text) {
         normalize(text)
@@ -379,6 +381,10 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
     let id = f.id(&location)?;
     let banner = f.banner(config, &location)?;
     let given_summary = f.summary(config)?;
+    let mut summary = super::summary_of(config, given_summary.as_deref(), &title, &text);
+    // Kept for every post (archive pages show it): without the slack a cut one has after
+    // its ellipsis was pushed.
+    summary.shrink_to_fit();
     Ok(Post {
         source: rel.to_string_lossy().replace('\\', "/"),
         id,
@@ -390,6 +396,7 @@ pub fn parse(config: &Config, rel: &Path, text: &str) -> Result<Post, PostError>
         tags,
         authors,
         given_summary,
+        summary,
         hash: 0,
         body: BodySlot::default(),
         banner,

@@ -37,7 +37,7 @@ fn full(rel: &str, text: &str) -> Full {
     let body = render_body(&cfg(), &post, text);
     Full {
         html: body.html.map(|h| h.text()).unwrap_or_default(),
-        summary: body.summary,
+        summary: post.summary.clone(),
         post,
     }
 }

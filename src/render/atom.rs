@@ -1,11 +1,15 @@
 //! Atom 1.0 through `atom_syndication`: stable ids, `published`/`updated`, authors with the
-//! site author as fallback, `summary`, `content type="html"`, alternate, self and WebSub hub links.
+//! site author as fallback, `summary`, `content type="html"`, alternate, self and WebSub hub
+//! links, and RFC 5005 history links with `fh:archive` on archive pages (which keep the
+//! feed's `id`: they are documents of the same feed).
+
+use std::collections::BTreeMap;
 
 use atom_syndication::{
     Category, Content, Entry, Feed as AtomFeed, Generator, Link, Person, Text, WriteConfig,
 };
 
-use super::{Format, RenderError, Texts};
+use super::{Format, HISTORY_NS, RenderError, Texts};
 use crate::config::Config;
 use crate::feed::Feed;
 use crate::post::Post;
@@ -75,6 +79,24 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
         .enumerate()
         .map(|(i, post)| entry(post, site_author, texts, i))
         .collect();
+    let mut links = vec![
+        link(feed.home_url.clone(), "alternate", Some("text/html")),
+        link(
+            super::self_url(feed, Format::Atom),
+            "self",
+            Some(Format::Atom.media_type()),
+        ),
+    ];
+    links.extend(super::hubs(config, feed).map(|hub| link(hub.to_string(), "hub", None)));
+    links.extend(
+        super::history_links(feed, Format::Atom)
+            .into_iter()
+            .map(|(rel, href)| link(href, rel, Some(Format::Atom.media_type()))),
+    );
+    let mut namespaces = BTreeMap::new();
+    if feed.page.is_archive() {
+        namespaces.insert("fh".to_string(), HISTORY_NS.to_string());
+    }
     let atom = AtomFeed {
         title: Text::plain(feed.title.clone()),
         id: format!("{}{}", feed.id_url, Format::Atom.file_name()),
@@ -84,20 +106,11 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
             value: "feedsmith".to_string(),
             ..Generator::default()
         }),
-        links: [
-            link(feed.home_url.clone(), "alternate", Some("text/html")),
-            link(
-                format!("{}{}", feed.dir_url, Format::Atom.file_name()),
-                "self",
-                Some("application/atom+xml"),
-            ),
-        ]
-        .into_iter()
-        .chain(super::hubs(config).map(|hub| link(hub.to_string(), "hub", None)))
-        .collect(),
+        links,
         subtitle: (!feed.description.is_empty()).then(|| Text::plain(feed.description.clone())),
         entries,
         lang: Some(feed.language.clone()),
+        namespaces,
         ..AtomFeed::default()
     };
     let mut out = Vec::new();
@@ -110,6 +123,9 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
     )
     .map_err(|e| RenderError::Atom(e.to_string()))?;
     out.push(b'\n');
+    if feed.page.is_archive() {
+        out = super::mark_archive(out, "<feed", "\n  ");
+    }
     Ok(out)
 }
 

@@ -1,4 +1,7 @@
 //! JSON Feed 1.1 (<https://www.jsonfeed.org/version/1.1/>) with serde, `hubs` for WebSub.
+//! Archive pages are reached by `next_url`, from the subscription document back to page 1;
+//! every page keeps the subscription document's URL as `feed_url`, the feed's identity in
+//! JSON Feed.
 
 use serde::Serialize;
 
@@ -12,6 +15,8 @@ struct JsonFeed<'a> {
     title: &'a str,
     home_page_url: &'a str,
     feed_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_url: Option<String>,
     #[serde(skip_serializing_if = "str::is_empty")]
     description: &'a str,
     language: &'a str,
@@ -61,7 +66,8 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
         version: "https://jsonfeed.org/version/1.1",
         title: &feed.title,
         home_page_url: &feed.home_url,
-        feed_url: format!("{}{}", feed.dir_url, Format::Json.file_name()),
+        feed_url: super::page_url(feed, Format::Json, 0),
+        next_url: super::next_url(feed),
         description: &feed.description,
         language: &feed.language,
         authors: (!config.site.author.is_empty())
@@ -70,7 +76,7 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
             })
             .into_iter()
             .collect(),
-        hubs: super::hubs(config)
+        hubs: super::hubs(config, feed)
             .map(|url| Hub {
                 kind: "WebSub",
                 url,

@@ -1,5 +1,7 @@
 //! RSS 2.0 through the `rss` crate, with `content:encoded`, `dc:creator`, `atom:link
-//! rel="self"` (and `rel="hub"` per WebSub hub) and `media:content`/`media:thumbnail` for banners.
+//! rel="self"` (and `rel="hub"` per WebSub hub), `media:content`/`media:thumbnail` for
+//! banners, and RFC 5005 history as `atom:link`s (`prev-archive`, `next-archive`,
+//! `current`) with `fh:archive` on archive pages (RFC 5005 appendix B).
 
 use std::collections::BTreeMap;
 
@@ -8,7 +10,7 @@ use rss::extension::dublincore::DublinCoreExtension;
 use rss::extension::{Extension, ExtensionMap};
 use rss::{Category, Channel, Guid, Item};
 
-use super::{Format, RenderError, Texts};
+use super::{Format, HISTORY_NS, RenderError, Texts};
 use crate::config::Config;
 use crate::feed::Feed;
 use crate::post::Post;
@@ -88,6 +90,30 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
     if feed.entries.iter().any(|p| p.banner.is_some()) {
         namespaces.insert("media".to_string(), MEDIA_NS.to_string());
     }
+    if feed.page.is_archive() {
+        namespaces.insert("fh".to_string(), HISTORY_NS.to_string());
+    }
+    let mut links = vec![Link {
+        href: super::self_url(feed, Format::Rss),
+        rel: "self".to_string(),
+        mime_type: Some(Format::Rss.media_type().to_string()),
+        ..Link::default()
+    }];
+    links.extend(super::hubs(config, feed).map(|hub| Link {
+        href: hub.to_string(),
+        rel: "hub".to_string(),
+        ..Link::default()
+    }));
+    links.extend(
+        super::history_links(feed, Format::Rss)
+            .into_iter()
+            .map(|(rel, href)| Link {
+                href,
+                rel: rel.to_string(),
+                mime_type: Some(Format::Rss.media_type().to_string()),
+                ..Link::default()
+            }),
+    );
     let channel = Channel {
         title: feed.title.clone(),
         link: feed.home_url.clone(),
@@ -109,20 +135,7 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
             })
             .into_iter()
             .collect(),
-        atom_ext: Some(AtomExtension {
-            links: std::iter::once(Link {
-                href: format!("{}{}", feed.dir_url, Format::Rss.file_name()),
-                rel: "self".to_string(),
-                mime_type: Some("application/rss+xml".to_string()),
-                ..Link::default()
-            })
-            .chain(super::hubs(config).map(|hub| Link {
-                href: hub.to_string(),
-                rel: "hub".to_string(),
-                ..Link::default()
-            }))
-            .collect(),
-        }),
+        atom_ext: Some(AtomExtension { links }),
         items,
         namespaces,
         ..Channel::default()
@@ -133,5 +146,8 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
         .pretty_write_to(&mut out, b' ', 2)
         .map_err(|e| RenderError::Rss(e.to_string()))?;
     out.push(b'\n');
+    if feed.page.is_archive() {
+        out = super::mark_archive(out, "<channel", "\n    ");
+    }
     Ok(out)
 }

@@ -222,7 +222,7 @@ fn assert_good(post: &Post, expected: &Good) {
     assert_eq!(post.updated, post.date, "{what}: no `updated` field");
     assert_eq!(post.tags, expected.tags, "{what}");
     assert_eq!(post.authors, expected.authors, "{what}");
-    assert_eq!(support::body(post).summary, expected.summary, "{what}");
+    assert_eq!(post.summary, expected.summary, "{what}");
     assert!(!post.draft, "{what}");
     assert!(post.warnings.is_empty(), "{what}: {:?}", post.warnings);
 }

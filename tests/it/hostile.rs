@@ -615,9 +615,12 @@ fn a_fifty_megabyte_post_is_skipped_by_default_and_summary_only_when_allowed() {
 
     let raised = "[content]\nmax_post_bytes = 104857600\n";
     let (_, loaded) = load(site.dir(), raised);
-    let body = support::body(post(&loaded, "big.md"));
-    assert!(body.html.is_none(), "over max_entry_bytes: no HTML");
-    assert!(body.summary.starts_with("大段文字内容。") && body.summary.chars().count() <= 201);
+    let big = post(&loaded, "big.md");
+    assert!(
+        support::body(big).html.is_none(),
+        "over max_entry_bytes: no HTML"
+    );
+    assert!(big.summary.starts_with("大段文字内容。") && big.summary.chars().count() <= 201);
 
     let (out, _, _) = export(site.dir(), raised);
     let rss = std::fs::read_to_string(out.path().join("feeds/rss.xml")).expect("rss");

@@ -1,5 +1,6 @@
 //! The one integration-test binary. Modules by capability; helpers in `support`.
 
+mod archives;
 mod check;
 mod export;
 mod feeds;
