@@ -36,6 +36,7 @@ import json
 import os
 import pathlib
 import re
+import urllib.parse
 import shutil
 import signal
 import subprocess
@@ -172,9 +173,11 @@ def file_list(port, public):
         status, headers, body = get(port, page)
         check(status == 200, f"replica :{port} {page}: {status}")
         for url in re.findall(r'(?:href|xmlUrl)="([^"]+)"', body.decode()):
-            url = url.replace("&amp;", "&")
+            url = url.replace("&amp;", "&").split("#")[0]
             if url.startswith(public):
-                found.add(url[len(public):])
+                # Pages link with IRIs (CJK unencoded): the request path is percent-encoded.
+                path = urllib.parse.unquote(url[len(public):])
+                found.add(urllib.parse.quote(path, safe="/"))
     return sorted(found)
 
 
