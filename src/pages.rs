@@ -100,14 +100,7 @@ impl Inputs {
     }
 
     fn same_as(&self, key: u64, feed: &Feed) -> bool {
-        self.complete
-            && self.key == key
-            && self.entries.len() == feed.entries.len()
-            && self
-                .entries
-                .iter()
-                .zip(&feed.entries)
-                .all(|(a, b)| Arc::ptr_eq(a, b))
+        self.complete && self.key == key && crate::post::same_posts(&self.entries, &feed.entries)
     }
 }
 

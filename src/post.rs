@@ -128,3 +128,8 @@ impl Post {
 
 #[cfg(test)]
 mod tests;
+
+/// The very same post objects, in the same order (an unchanged file keeps its `Arc`).
+pub fn same_posts(a: &[std::sync::Arc<Post>], b: &[std::sync::Arc<Post>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| std::sync::Arc::ptr_eq(x, y))
+}

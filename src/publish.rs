@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::content::{Cache, Trust};
 use crate::error::{Error, Problem};
 use crate::metrics::Metrics;
-use crate::snapshot::{BrotliQueue, Snapshot, SnapshotStore};
+use crate::snapshot::{BrotliQueue, Rendered, Snapshot, SnapshotStore};
 use crate::websub::{self, Pinger};
 
 /// What one rebuild did.
@@ -259,16 +259,10 @@ impl Publisher {
             Some(&previous),
             generation,
         )?;
-        let feeds_changed = next
-            .files
-            .iter()
-            .filter(|(path, file)| {
-                previous
-                    .files
-                    .get(*path)
-                    .is_none_or(|old| !Arc::ptr_eq(old, file))
-            })
-            .count()
+        // One pass over the files: those new or whose bytes changed (a file with the same
+        // bytes is the very same `Rendered`), with the version they replace.
+        let changed = changed_files(&previous, &next);
+        let feeds_changed = changed.len()
             + previous
                 .files
                 .keys()
@@ -278,22 +272,25 @@ impl Publisher {
             tracing::warn!("{problem}");
         }
         if let Some(brotli) = &self.brotli {
-            for (path, file) in &next.files {
-                let replaces_wanted = previous
-                    .files
-                    .get(path)
-                    .is_some_and(|old| !Arc::ptr_eq(old, file) && old.brotli_wanted());
+            for (file, old) in &changed {
+                let replaces_wanted = old.is_some_and(|old| old.brotli_wanted());
                 if replaces_wanted && file.want_brotli() {
-                    brotli.send(file.clone());
+                    brotli.send(Arc::clone(file));
                 }
             }
         }
         let topics = match &self.websub {
             Some(pinger) if previous.generation > 0 && pinger.has_hubs() => {
-                changed_topics(&previous, &next)
+                let mut topics: Vec<String> = changed
+                    .iter()
+                    .filter_map(|(file, _)| file.topic().map(str::to_string))
+                    .collect();
+                topics.sort_unstable();
+                topics
             }
             _ => Vec::new(),
         };
+        drop(changed);
         // Bodies stay in memory only for posts some feed shows (the next edit re-renders
         // their feeds); the cache owns them.
         self.cache.release_bodies(&next.shown());
@@ -322,20 +319,17 @@ impl Publisher {
     }
 }
 
-/// The public URLs of the feed documents of `next` whose bytes differ from `previous` (a
-/// file with the same bytes is the very same `Rendered`), sorted.
-fn changed_topics(previous: &Snapshot, next: &Snapshot) -> Vec<String> {
-    let mut topics: Vec<String> = next
-        .files
+/// The files of `next` that are new or whose bytes differ from `previous` (a file with the
+/// same bytes is the very same `Rendered`), each with the file it replaces, if any.
+fn changed_files<'a>(
+    previous: &'a Snapshot,
+    next: &'a Snapshot,
+) -> Vec<(&'a Arc<Rendered>, Option<&'a Arc<Rendered>>)> {
+    next.files
         .iter()
-        .filter(|(path, file)| {
-            previous
-                .files
-                .get(*path)
-                .is_none_or(|old| !Arc::ptr_eq(old, file))
+        .filter_map(|(path, file)| match previous.files.get(path) {
+            Some(old) if Arc::ptr_eq(old, file) => None,
+            old => Some((file, old)),
         })
-        .filter_map(|(_, file)| file.topic().map(str::to_string))
-        .collect();
-    topics.sort_unstable();
-    topics
+        .collect()
 }

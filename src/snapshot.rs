@@ -396,12 +396,7 @@ impl FeedInputs {
         self.complete
             && self.title == feed.title
             && self.links == Self::links(feed)
-            && self.entries.len() == feed.entries.len()
-            && self
-                .entries
-                .iter()
-                .zip(&feed.entries)
-                .all(|(a, b)| Arc::ptr_eq(a, b))
+            && crate::post::same_posts(&self.entries, &feed.entries)
     }
 }
 
