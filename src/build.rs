@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::config::Config;
 use crate::content::{self, Loaded};
-use crate::error::{Error, Problem};
+use crate::error::{Error, PostError, Problem};
 use crate::feed::{self, Feed, Plan};
 use crate::post::Post;
 use crate::render::{self, Format};
@@ -43,16 +43,29 @@ pub fn build_with(
     generation: u64,
     sink: Option<Sink<'_>>,
 ) -> Result<Snapshot, Error> {
+    let plan = feed::plan(config, &loaded.posts, now);
+    build_plan(config, plan, &loaded.errors, previous, generation, sink)
+}
+
+/// [`build_with`] from a plan made already (by `feed::plan` or a `planner::Planner`), with
+/// the files that are currently bad (`errors`, reported as problems).
+pub fn build_plan(
+    config: &Config,
+    plan: Plan,
+    errors: &[PostError],
+    previous: Option<&Snapshot>,
+    generation: u64,
+    sink: Option<Sink<'_>>,
+) -> Result<Snapshot, Error> {
     let emit = |path: &str, file: &Rendered, body: &[u8]| match sink {
         Some(sink) => sink(path, file, body),
         None => Ok(()),
     };
-    let plan = feed::plan(config, &loaded.posts, now);
     let (mut files, jobs) = keep_unchanged(&plan, previous);
     content::ensure_bodies(config, &entries_of(&jobs));
     files.extend(render_feeds(config, &jobs, previous, &emit)?);
     files.extend(render_site_files(config, &plan, previous, &emit)?);
-    let mut problems: Vec<Problem> = loaded.errors.iter().cloned().map(Problem::Post).collect();
+    let mut problems: Vec<Problem> = errors.iter().cloned().map(Problem::Post).collect();
     problems.extend(plan.problems);
     let inputs = plan
         .feeds

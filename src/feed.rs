@@ -117,15 +117,14 @@ struct Group {
     entries: Vec<Arc<Post>>,
 }
 
-impl Group {
-    fn display(&self) -> String {
-        // Most used spelling; ties go to the smallest string (deterministic).
-        self.spellings
-            .iter()
-            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-            .map(|(s, _)| s.clone())
-            .unwrap_or_default()
-    }
+/// The displayed name of a group: its most used spelling; ties go to the smallest string
+/// (deterministic).
+pub(crate) fn display(spellings: &BTreeMap<String, usize>) -> String {
+    spellings
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+        .map(|(s, _)| s.clone())
+        .unwrap_or_default()
 }
 
 /// Plans every feed of the site from its posts.
@@ -196,14 +195,15 @@ pub fn plan(config: &Config, posts: &[Arc<Post>], now: DateTime<FixedOffset>) ->
     plan
 }
 
-struct Ctx<'a> {
-    config: &'a Config,
-    lang: &'a str,
-    prefix: &'a str,
-    multilingual: bool,
+pub(crate) struct Ctx<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) lang: &'a str,
+    pub(crate) prefix: &'a str,
+    pub(crate) multilingual: bool,
 }
 
 impl Ctx<'_> {
+    /// The feeds of the groups of `posts` (newest first) by `names`, ordered by key.
     fn grouped(
         &self,
         kind: FeedKind,
@@ -217,56 +217,41 @@ impl Ctx<'_> {
             for name in names(post) {
                 let group = groups.entry(name.to_lowercase()).or_default();
                 *group.spellings.entry(name.clone()).or_default() += 1;
-                if group.entries.len() < limit {
+                // Once per post, even when it names the group in two spellings.
+                if group.entries.len() < limit
+                    && group
+                        .entries
+                        .last()
+                        .is_none_or(|last| !Arc::ptr_eq(last, post))
+                {
                     group.entries.push(post.clone());
                 }
             }
         }
         let mut keys: Vec<(String, Group)> = groups.into_iter().collect();
         keys.sort_by(|a, b| a.0.cmp(&b.0));
-        let what = match kind {
-            FeedKind::Category => "category",
-            _ => "tag",
-        };
-        let mut taken: HashMap<String, String> = HashMap::new();
-        let mut feeds = Vec::with_capacity(keys.len());
-        for (key, group) in keys {
-            let display = group.display();
-            let mut slug = slugify(&display);
-            if slug.is_empty() {
-                let fallback = format!(
-                    "{what}-{:08x}",
-                    xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32
-                );
-                problems.push(Problem::EmptySlug {
-                    what,
-                    name: display.clone(),
-                    slug: fallback.clone(),
-                });
-                slug = fallback;
-            }
-            if let Some(other) = taken.get(&slug) {
-                let base = slug.clone();
-                let mut n = 2;
-                while taken.contains_key(&format!("{base}-{n}")) {
-                    n += 1;
-                }
-                slug = format!("{base}-{n}");
-                problems.push(Problem::SlugCollision {
-                    what,
-                    name: display.clone(),
-                    base,
-                    other: other.clone(),
-                    slug: slug.clone(),
-                });
-            }
-            taken.insert(slug.clone(), display.clone());
-            feeds.push(self.feed(kind, &slug, display, group.entries));
-        }
-        feeds
+        let named: Vec<(String, String)> = keys
+            .iter()
+            .map(|(key, group)| (key.clone(), display(&group.spellings)))
+            .collect();
+        let slugs = assign_slugs(kind, &named, problems);
+        keys.into_iter()
+            .zip(named)
+            .zip(slugs)
+            .map(|(((_, group), (_, display)), slug)| {
+                self.feed(kind, &slug, display, group.entries)
+            })
+            .collect()
     }
 
-    fn feed(&self, kind: FeedKind, slug: &str, name: String, entries: Vec<Arc<Post>>) -> Feed {
+    /// The feed of `kind` at `slug` (empty for the global feed) showing `entries`.
+    pub(crate) fn feed(
+        &self,
+        kind: FeedKind,
+        slug: &str,
+        name: String,
+        entries: Vec<Arc<Post>>,
+    ) -> Feed {
         let site = &self.config.site;
         let dir = format!(
             "{}{}{}",
@@ -326,6 +311,55 @@ impl Ctx<'_> {
             updated,
         }
     }
+}
+
+/// The slug of each group of `kind`, given as `(key, display)` in key order: the display
+/// name slugified, a hash of the key when that is empty, `-2`, `-3`... on a collision with an
+/// earlier group (reported in `problems`).
+pub(crate) fn assign_slugs(
+    kind: FeedKind,
+    groups: &[(String, String)],
+    problems: &mut Vec<Problem>,
+) -> Vec<String> {
+    let what = match kind {
+        FeedKind::Category => "category",
+        _ => "tag",
+    };
+    let mut taken: HashMap<String, String> = HashMap::with_capacity(groups.len());
+    let mut slugs = Vec::with_capacity(groups.len());
+    for (key, display) in groups {
+        let mut slug = slugify(display);
+        if slug.is_empty() {
+            let fallback = format!(
+                "{what}-{:08x}",
+                xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32
+            );
+            problems.push(Problem::EmptySlug {
+                what,
+                name: display.clone(),
+                slug: fallback.clone(),
+            });
+            slug = fallback;
+        }
+        if let Some(other) = taken.get(&slug) {
+            let base = slug.clone();
+            let mut n = 2;
+            while taken.contains_key(&format!("{base}-{n}")) {
+                n += 1;
+            }
+            slug = format!("{base}-{n}");
+            problems.push(Problem::SlugCollision {
+                what,
+                name: display.clone(),
+                base,
+                other: other.clone(),
+                slug: slug.clone(),
+            });
+        }
+        taken.insert(slug.clone(), display.clone());
+        slugs.push(slug);
+    }
+    slugs
 }
 
 #[cfg(test)]

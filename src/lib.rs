@@ -53,6 +53,7 @@ pub mod export;
 pub mod feed;
 pub mod listener;
 pub mod metrics;
+pub mod planner;
 pub mod post;
 pub mod publish;
 pub mod render;

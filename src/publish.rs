@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::content::{Cache, Trust};
 use crate::error::{Error, Problem};
 use crate::metrics::Metrics;
+use crate::planner::Planner;
 use crate::snapshot::{BrotliQueue, Snapshot, SnapshotStore};
 use crate::websub::{self, Pinger};
 
@@ -26,6 +27,8 @@ pub struct Report {
     pub feeds_changed: usize,
     pub generation: u64,
     pub elapsed: Duration,
+    /// Planned from the changed posts alone (`planner::Planner::apply`), not from every post.
+    pub incremental: bool,
 }
 
 /// What a rebuild refreshes.
@@ -121,6 +124,8 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Publisher {
     pub(crate) config: Config,
     cache: Cache,
+    /// Planning state of the last rebuild (`None` until the first, and after a reload).
+    planner: Option<Planner>,
     pub(crate) store: Arc<SnapshotStore>,
     pub(crate) health: Arc<Health>,
     /// Where files wanted in brotli go to be compressed (when serving).
@@ -137,6 +142,7 @@ impl Publisher {
         Publisher {
             config,
             cache: Cache::default(),
+            planner: None,
             store: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             health: Arc::default(),
             brotli: None,
@@ -164,6 +170,7 @@ impl Publisher {
         }
         self.config = config;
         self.cache = Cache::default();
+        self.planner = None;
     }
 
     /// What `/healthz` reports besides the snapshot's problems.
@@ -249,16 +256,21 @@ impl Publisher {
             Scope::All(trust) => self.cache.refresh_all(&self.config, trust)?,
             Scope::Paths(paths) => self.cache.refresh_paths(&self.config, paths)?,
         };
-        let loaded = self.cache.loaded();
+        let refreshed = started.elapsed();
+        let now = Utc::now().fixed_offset();
+        let (plan, errors, incremental) = self.plan(now);
+        let planned = started.elapsed();
         let previous = self.store.load_full();
         let generation = previous.generation + 1;
-        let next = build::build(
+        let next = build::build_plan(
             &self.config,
-            &loaded,
-            Utc::now().fixed_offset(),
+            plan,
+            &errors,
             Some(&previous),
             generation,
+            None,
         )?;
+        let built = started.elapsed();
         let feeds_changed = next
             .files
             .iter()
@@ -274,7 +286,7 @@ impl Publisher {
                 .keys()
                 .filter(|p| !next.files.contains_key(*p))
                 .count();
-        for problem in &loaded.errors {
+        for problem in &errors {
             tracing::warn!("{problem}");
         }
         if let Some(brotli) = &self.brotli {
@@ -297,6 +309,7 @@ impl Publisher {
         // Bodies stay in memory only for posts some feed shows (the next edit re-renders
         // their feeds); the cache owns them.
         self.cache.release_bodies(&next.shown());
+        let released = started.elapsed();
         self.store.store(Arc::new(next));
         // Only once the new bytes are served: a hub fetches the topic when notified.
         if let Some(pinger) = &self.websub
@@ -310,15 +323,61 @@ impl Publisher {
             feeds_changed,
             generation,
             elapsed: started.elapsed(),
+            incremental,
         };
         tracing::info!(
+            incremental,
             files_changed = report.files_changed,
             feeds_changed = report.feeds_changed,
             generation = report.generation,
             ms = report.elapsed.as_secs_f64() * 1000.0,
             "rebuilt"
         );
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        tracing::debug!(
+            incremental,
+            refresh_ms = ms(refreshed),
+            plan_ms = ms(planned - refreshed),
+            build_ms = ms(built - planned),
+            compare_release_ms = ms(released - built),
+            publish_ms = ms(report.elapsed - released),
+            "rebuild phases"
+        );
         Ok(report)
+    }
+
+    /// The plan of the refreshed cache as seen at `now`, the files that are bad, and whether
+    /// the plan followed the changed posts only (`planner::Planner::apply`) or started over
+    /// from every post. Debug builds check the former against `feed::plan`.
+    fn plan(
+        &mut self,
+        now: chrono::DateTime<chrono::FixedOffset>,
+    ) -> (crate::feed::Plan, Vec<crate::PostError>, bool) {
+        let config = &self.config;
+        if let Some(delta) = self.cache.take_delta()
+            && let Some(planner) = &mut self.planner
+            && planner.apply(config, &delta.changed, now)
+        {
+            let plan = planner.plan(config);
+            if cfg!(debug_assertions) {
+                let loaded = self.cache.loaded();
+                let full = crate::feed::plan(config, &loaded.posts, now);
+                let difference = crate::planner::difference(&plan, &full);
+                assert!(difference.is_none(), "incremental plan: {difference:?}");
+                assert_eq!(delta.errors, loaded.errors, "incremental errors");
+            }
+            return (plan, delta.errors, true);
+        }
+        let loaded = self.cache.loaded();
+        let mut planner = Planner::new(config, &loaded.posts, now);
+        let plan = planner.plan(config);
+        if cfg!(debug_assertions) {
+            let full = crate::feed::plan(config, &loaded.posts, now);
+            let difference = crate::planner::difference(&plan, &full);
+            assert!(difference.is_none(), "planner: {difference:?}");
+        }
+        self.planner = Some(planner);
+        (plan, loaded.errors, false)
     }
 }
 

@@ -5,6 +5,7 @@ mod export;
 mod feeds;
 mod hostile;
 mod http;
+mod incremental;
 mod ops;
 mod seeds;
 mod support;

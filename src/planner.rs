@@ -1,0 +1,356 @@
+//! Incremental planning: a `Planner` keeps, between rebuilds, what `feed::plan` computes from
+//! every post (per language and per tag or category group: its posts in feed order and its
+//! spellings; the assigned slugs; each feed as last planned), so that a changed post costs the
+//! groups it leaves or joins, not the site. `Planner::apply` takes the posts that changed
+//! (`content::Delta`); it says when it cannot follow (the clock went back, a language came or
+//! went, which changes every feed's URL) and planning starts over with `Planner::new`. Both
+//! give exactly the `Plan` that `feed::plan` gives for the same posts (checked after every
+//! rebuild in debug builds, and by the random-edit test).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::config::Config;
+use crate::error::Problem;
+use crate::feed::{self, Ctx, Feed, FeedKind, Plan};
+use crate::post::Post;
+
+/// A post ordered as feeds list their entries (newest first, then by permalink: posts have
+/// distinct URLs, so this is total).
+#[derive(Debug, Clone)]
+struct Entry(Arc<Post>);
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        feed::order(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Entry {}
+
+/// A scheduled post, ordered by publication time.
+#[derive(Debug, Clone)]
+struct Due(Arc<Post>);
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0
+            .date
+            .cmp(&other.0.date)
+            .then_with(|| self.0.url.cmp(&other.0.url))
+    }
+}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Due {}
+
+/// The posts of one tag or category (case-insensitive key) in one language.
+#[derive(Debug, Default)]
+struct Group {
+    /// How many times each spelling names the group (the most used one is displayed).
+    spellings: BTreeMap<String, usize>,
+    posts: BTreeSet<Entry>,
+    slug: String,
+    /// The feed as last planned; `None` when it must be planned again.
+    feed: Option<Feed>,
+}
+
+/// The groups of one kind in one language.
+#[derive(Debug, Default)]
+struct Groups {
+    groups: BTreeMap<String, Group>,
+    /// Slug collisions and empty slugs of the last slug assignment.
+    problems: Vec<Problem>,
+    /// A group came or went, or a displayed name changed: assign slugs again.
+    reslug: bool,
+}
+
+impl Groups {
+    fn add(&mut self, post: &Arc<Post>, names: &[String]) {
+        for name in names {
+            let key = name.to_lowercase();
+            let group = self.groups.entry(key).or_default();
+            let before = (!group.spellings.is_empty()).then(|| feed::display(&group.spellings));
+            *group.spellings.entry(name.clone()).or_default() += 1;
+            group.posts.insert(Entry(post.clone()));
+            group.feed = None;
+            if before.is_none_or(|b| b != feed::display(&group.spellings)) {
+                self.reslug = true;
+            }
+        }
+    }
+
+    fn remove(&mut self, post: &Arc<Post>, names: &[String]) {
+        for name in names {
+            let key = name.to_lowercase();
+            let Some(group) = self.groups.get_mut(&key) else {
+                continue;
+            };
+            let before = feed::display(&group.spellings);
+            if let Some(n) = group.spellings.get_mut(name) {
+                *n -= 1;
+                if *n == 0 {
+                    group.spellings.remove(name);
+                }
+            }
+            group.posts.remove(&Entry(post.clone()));
+            group.feed = None;
+            if group.spellings.is_empty() {
+                self.groups.remove(&key);
+                self.reslug = true;
+            } else if before != feed::display(&group.spellings) {
+                self.reslug = true;
+            }
+        }
+    }
+
+    /// The feeds of every group, in key order, planning those that changed.
+    fn feeds(&mut self, ctx: &Ctx<'_>, kind: FeedKind, out: &mut Vec<Feed>) {
+        if self.reslug {
+            let named: Vec<(String, String)> = self
+                .groups
+                .iter()
+                .map(|(key, group)| (key.clone(), feed::display(&group.spellings)))
+                .collect();
+            self.problems.clear();
+            let slugs = feed::assign_slugs(kind, &named, &mut self.problems);
+            for (group, slug) in self.groups.values_mut().zip(slugs) {
+                if group.slug != slug {
+                    group.slug = slug;
+                    group.feed = None;
+                }
+            }
+            self.reslug = false;
+        }
+        let limit = ctx.config.feed.limit;
+        for group in self.groups.values_mut() {
+            let planned = group.feed.get_or_insert_with(|| {
+                let entries = group
+                    .posts
+                    .iter()
+                    .take(limit)
+                    .map(|e| e.0.clone())
+                    .collect();
+                ctx.feed(kind, &group.slug, feed::display(&group.spellings), entries)
+            });
+            out.push(planned.clone());
+        }
+    }
+}
+
+/// The visible posts of one language and its groups.
+#[derive(Debug, Default)]
+struct Lang {
+    posts: BTreeSet<Entry>,
+    /// The global feed as last planned; `None` when it must be planned again.
+    feed: Option<Feed>,
+    tags: Groups,
+    categories: Groups,
+}
+
+/// Planning state kept between rebuilds (see the module documentation).
+#[derive(Debug)]
+pub struct Planner {
+    /// Visibility is decided as of this time.
+    now: DateTime<FixedOffset>,
+    /// Languages with visible posts.
+    langs: BTreeMap<String, Lang>,
+    /// Posts neither drafts nor visible yet.
+    scheduled: BTreeSet<Due>,
+}
+
+impl Planner {
+    /// Plans `posts` (distinct ids and URLs, as `content::Loaded` gives them) from scratch.
+    pub fn new(config: &Config, posts: &[Arc<Post>], now: DateTime<FixedOffset>) -> Planner {
+        let mut planner = Planner {
+            now,
+            langs: BTreeMap::new(),
+            scheduled: BTreeSet::new(),
+        };
+        for post in posts {
+            planner.add(config, post);
+        }
+        planner
+    }
+
+    /// Applies changed posts (`(before, after)`, as `content::Delta` lists them) as seen at
+    /// `now`. False when the planner cannot follow and planning must start over with `new`:
+    /// the clock went back, or the set of languages changed (every feed's URL with it).
+    #[must_use]
+    pub fn apply(
+        &mut self,
+        config: &Config,
+        changed: &[(Option<Arc<Post>>, Option<Arc<Post>>)],
+        now: DateTime<FixedOffset>,
+    ) -> bool {
+        if now < self.now {
+            return false;
+        }
+        let langs: Vec<String> = self.langs.keys().cloned().collect();
+        for post in changed.iter().filter_map(|(before, _)| before.as_ref()) {
+            self.remove(config, post);
+        }
+        self.now = now;
+        while let Some(due) = self.scheduled.first().filter(|d| d.0.date <= now).cloned() {
+            self.scheduled.remove(&due);
+            self.add(config, &due.0);
+        }
+        for post in changed.iter().filter_map(|(_, after)| after.as_ref()) {
+            self.add(config, post);
+        }
+        self.langs.keys().eq(langs.iter())
+    }
+
+    fn add(&mut self, config: &Config, post: &Arc<Post>) {
+        if post.draft {
+            return;
+        }
+        if post.date > self.now {
+            self.scheduled.insert(Due(post.clone()));
+            return;
+        }
+        let lang = self.langs.entry(post.lang.clone()).or_default();
+        lang.posts.insert(Entry(post.clone()));
+        lang.feed = None;
+        if config.feed.tags {
+            lang.tags.add(post, &post.tags);
+        }
+        if config.feed.categories {
+            lang.categories.add(post, &post.categories);
+        }
+    }
+
+    fn remove(&mut self, config: &Config, post: &Arc<Post>) {
+        if post.draft {
+            return;
+        }
+        if post.date > self.now {
+            self.scheduled.remove(&Due(post.clone()));
+            return;
+        }
+        let Some(lang) = self.langs.get_mut(&post.lang) else {
+            return;
+        };
+        lang.posts.remove(&Entry(post.clone()));
+        lang.feed = None;
+        if config.feed.tags {
+            lang.tags.remove(post, &post.tags);
+        }
+        if config.feed.categories {
+            lang.categories.remove(post, &post.categories);
+        }
+        if lang.posts.is_empty() {
+            self.langs.remove(&post.lang);
+        }
+    }
+
+    /// The plan of the current posts: what `feed::plan` gives for them at the time of the
+    /// last `new` or `apply`. Only feeds whose posts, name or slug changed are planned again.
+    pub fn plan(&mut self, config: &Config) -> Plan {
+        let mut plan = Plan {
+            next_due: self.scheduled.first().map(|d| d.0.date),
+            visible: self.langs.values().map(|l| l.posts.len()).sum(),
+            ..Plan::default()
+        };
+        let multilingual = self.langs.len() > 1;
+        if self.langs.is_empty() {
+            let ctx = Ctx {
+                config,
+                lang: &config.site.language,
+                prefix: "",
+                multilingual,
+            };
+            plan.feeds
+                .push(ctx.feed(FeedKind::Global, "", String::new(), Vec::new()));
+            return plan;
+        }
+        let mut tag_feeds = Vec::new();
+        let mut category_feeds = Vec::new();
+        for (name, lang) in &mut self.langs {
+            let prefix = if multilingual {
+                format!("{name}/")
+            } else {
+                String::new()
+            };
+            let ctx = Ctx {
+                config,
+                lang: name,
+                prefix: &prefix,
+                multilingual,
+            };
+            let global = lang.feed.get_or_insert_with(|| {
+                let entries = lang
+                    .posts
+                    .iter()
+                    .take(config.feed.limit)
+                    .map(|e| e.0.clone())
+                    .collect();
+                ctx.feed(FeedKind::Global, "", String::new(), entries)
+            });
+            plan.feeds.push(global.clone());
+            lang.tags.feeds(&ctx, FeedKind::Tag, &mut tag_feeds);
+            plan.problems.extend(lang.tags.problems.iter().cloned());
+            lang.categories
+                .feeds(&ctx, FeedKind::Category, &mut category_feeds);
+            plan.problems
+                .extend(lang.categories.problems.iter().cloned());
+        }
+        plan.feeds.extend(tag_feeds);
+        plan.feeds.extend(category_feeds);
+        plan
+    }
+}
+
+/// Where two plans differ (`None`: the same feeds with the very same entries, problems,
+/// next due time and visible count), for the checks of incremental planning.
+pub fn difference(a: &Plan, b: &Plan) -> Option<String> {
+    if a.feeds.len() != b.feeds.len() {
+        return Some(format!("{} feeds, not {}", a.feeds.len(), b.feeds.len()));
+    }
+    for (x, y) in a.feeds.iter().zip(&b.feeds) {
+        let same_entries = x.entries.len() == y.entries.len()
+            && x.entries
+                .iter()
+                .zip(&y.entries)
+                .all(|(p, q)| Arc::ptr_eq(p, q));
+        if !same_entries || x != y {
+            return Some(format!("feed {:?} differs from {:?}", x.dir, y.dir));
+        }
+    }
+    if a.problems != b.problems {
+        return Some(format!("problems {:?}, not {:?}", a.problems, b.problems));
+    }
+    if (a.next_due, a.visible) != (b.next_due, b.visible) {
+        return Some(format!(
+            "next due {:?} and {} visible, not {:?} and {}",
+            a.next_due, a.visible, b.next_due, b.visible
+        ));
+    }
+    None
+}
