@@ -61,17 +61,27 @@ pub fn build_plan(
         Some(sink) => sink(path, file, body),
         None => Ok(()),
     };
-    let (mut files, jobs) = keep_unchanged(&plan, previous);
+    let t0 = std::time::Instant::now();
+    let (mut files, mut inputs, jobs) = keep_unchanged(&plan, previous);
+    let t1 = t0.elapsed();
     content::ensure_bodies(config, &entries_of(&jobs));
+    let t2 = t0.elapsed();
     files.extend(render_feeds(config, &jobs, previous, &emit)?);
-    files.extend(render_site_files(config, &plan, previous, &emit)?);
+    let t3 = t0.elapsed();
+    let (site_files, site_key) = render_site_files(config, &plan, previous, &emit)?;
+    files.extend(site_files);
+    let t4 = t0.elapsed();
+    let njobs = jobs.len();
+    // After rendering: `complete` says whether every entry had its body.
+    inputs.extend(
+        jobs.iter()
+            .map(|f| (f.dir.clone(), Arc::new(FeedInputs::of(f)))),
+    );
+    drop(jobs);
     let mut problems: Vec<Problem> = errors.iter().cloned().map(Problem::Post).collect();
     problems.extend(plan.problems);
-    let inputs = plan
-        .feeds
-        .iter()
-        .map(|f| (f.dir.clone(), FeedInputs::of(f)))
-        .collect();
+    let t5 = t0.elapsed();
+    tracing::debug!(?t1, ?t2, ?t3, ?t4, ?t5, njobs, "PROF build");
     Ok(Snapshot {
         generation,
         files,
@@ -80,44 +90,53 @@ pub fn build_plan(
         problems,
         next_due: plan.next_due,
         inputs,
+        site_key,
     })
 }
 
 type Files = HashMap<String, Arc<Rendered>>;
+type Inputs = HashMap<String, Arc<FeedInputs>>;
 
-/// The files of feeds whose inputs are unchanged since `previous` (kept without rendering),
-/// and the feeds to render.
-fn keep_unchanged<'p>(plan: &'p Plan, previous: Option<&Snapshot>) -> (Files, Vec<&'p Feed>) {
+/// The files and inputs of feeds whose inputs are unchanged since `previous` (kept without
+/// rendering), and the feeds to render.
+fn keep_unchanged<'p>(
+    plan: &'p Plan,
+    previous: Option<&Snapshot>,
+) -> (Files, Inputs, Vec<&'p Arc<Feed>>) {
     let mut files: Files = HashMap::with_capacity(plan.feeds.len() * 3 + 2);
-    let unchanged = |feed: &Feed| -> Option<Vec<(String, Arc<Rendered>)>> {
+    let mut inputs: Inputs = HashMap::with_capacity(plan.feeds.len());
+    let unchanged = |feed: &Arc<Feed>| -> Option<(Arc<FeedInputs>, Vec<(String, Arc<Rendered>)>)> {
         let previous = previous?;
-        if !previous.inputs.get(&feed.dir)?.same_as(feed) {
+        let kept = previous.inputs.get(&feed.dir)?;
+        if !kept.same_as(feed) {
             return None;
         }
-        Format::ALL
+        let files = Format::ALL
             .iter()
             .map(|f| {
                 let path = format!("{}{}", feed.dir, f.file_name());
                 previous.files.get(&path).map(|file| (path, file.clone()))
             })
-            .collect()
+            .collect::<Option<_>>()?;
+        Some((kept.clone(), files))
     };
     let jobs = plan
         .feeds
         .iter()
         .filter(|feed| match unchanged(feed) {
-            Some(kept) => {
-                files.extend(kept);
+            Some((kept, kept_files)) => {
+                files.extend(kept_files);
+                inputs.insert(feed.dir.clone(), kept);
                 false
             }
             None => true,
         })
         .collect();
-    (files, jobs)
+    (files, inputs, jobs)
 }
 
 /// Every post some feed of `jobs` shows, once.
-fn entries_of<'a>(jobs: &[&'a Feed]) -> Vec<&'a Arc<Post>> {
+fn entries_of<'a>(jobs: &[&'a Arc<Feed>]) -> Vec<&'a Arc<Post>> {
     let mut seen: HashSet<*const Post> = HashSet::new();
     jobs.iter()
         .flat_map(|feed| &feed.entries)
@@ -136,7 +155,7 @@ fn reuse(previous: Option<&Snapshot>, path: &str, body: &[u8]) -> Option<Arc<Ren
 /// decompressed once for the three formats.
 fn render_feeds(
     config: &Config,
-    jobs: &[&Feed],
+    jobs: &[&Arc<Feed>],
     previous: Option<&Snapshot>,
     emit: Sink<'_>,
 ) -> Result<Vec<(String, Arc<Rendered>)>, Error> {
@@ -165,20 +184,31 @@ fn render_feeds(
     Ok(rendered.into_iter().flatten().collect())
 }
 
-/// The OPML list and the HTML index, dated by the newest feed.
+/// The OPML list and the HTML index, dated by the newest feed, with the key of what they
+/// are made of (`Snapshot::site_key`): when it is unchanged, they are kept without rendering.
 fn render_site_files(
     config: &Config,
     plan: &Plan,
     previous: Option<&Snapshot>,
     emit: Sink<'_>,
-) -> Result<Vec<(String, Arc<Rendered>)>, Error> {
+) -> Result<(Vec<(String, Arc<Rendered>)>, u64), Error> {
     let newest = plan
         .feeds
         .iter()
         .map(|f| f.updated)
         .max()
         .unwrap_or(DateTime::UNIX_EPOCH.fixed_offset());
-    [
+    let key = site_key(plan, newest);
+    let paths = [render::OPML_PATH, render::INDEX_PATH];
+    if let Some(previous) = previous.filter(|p| p.site_key == key)
+        && let Some(kept) = paths
+            .iter()
+            .map(|p| Some((p.to_string(), previous.files.get(*p)?.clone())))
+            .collect::<Option<Vec<_>>>()
+    {
+        return Ok((kept, key));
+    }
+    let files = [
         (
             render::OPML_PATH,
             render::OPML_CONTENT_TYPE,
@@ -193,9 +223,33 @@ fn render_site_files(
     .into_iter()
     .map(|(path, content_type, body)| {
         let file = reuse(previous, path, &body)
+            // Dated by the newest feed, which the bytes of the index do not show.
+            .filter(|old| old.last_modified_is(newest))
             .unwrap_or_else(|| Arc::new(Rendered::new(content_type, &body, newest, config)));
         emit(path, &file, &body)?;
         Ok((path.to_string(), file))
     })
-    .collect()
+    .collect::<Result<_, Error>>()?;
+    Ok((files, key))
+}
+
+/// A hash of everything the OPML list and the index show: each feed's kind, names, URLs and
+/// language, and the newest feed's date.
+fn site_key(plan: &Plan, newest: DateTime<FixedOffset>) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(newest.to_rfc3339().as_bytes());
+    for feed in &plan.feeds {
+        h.update(&[feed.kind as u8]);
+        for field in [
+            &feed.name,
+            &feed.title,
+            &feed.dir_url,
+            &feed.home_url,
+            &feed.language,
+        ] {
+            h.update(&(field.len() as u64).to_le_bytes());
+            h.update(field.as_bytes());
+        }
+    }
+    h.digest()
 }

@@ -702,6 +702,13 @@ impl Cache {
         }
     }
 
+    /// Drops the rendered bodies of `posts`, which no feed shows any more.
+    pub fn release_bodies_of(&self, posts: &[&Arc<Post>]) {
+        for post in posts {
+            post.body.clear();
+        }
+    }
+
     /// The current posts, with duplicate ids/URLs reported (the first path keeps them).
     pub fn loaded(&self) -> Loaded {
         let mut loaded = Loaded {

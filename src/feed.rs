@@ -61,7 +61,8 @@ pub struct Feed {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     /// Global feeds first, then tags, then categories; each group ordered by directory.
-    pub feeds: Vec<Feed>,
+    /// Shared: an incremental plan (`planner`) hands on the feeds that did not change.
+    pub feeds: Vec<Arc<Feed>>,
     /// Slug collisions and empty slugs, reported (the feeds still exist).
     pub problems: Vec<Problem>,
     /// The earliest publication time of a scheduled (future, non-draft) post.
@@ -172,12 +173,12 @@ pub fn plan(config: &Config, posts: &[Arc<Post>], now: DateTime<FixedOffset>) ->
             prefix: &prefix,
             multilingual,
         };
-        plan.feeds.push(ctx.feed(
+        plan.feeds.push(Arc::new(ctx.feed(
             FeedKind::Global,
             "",
             String::new(),
             posts.iter().take(config.feed.limit).cloned().collect(),
-        ));
+        )));
         if config.feed.tags {
             tag_feeds.extend(ctx.grouped(FeedKind::Tag, posts, |p| &p.tags, &mut plan.problems));
         }
@@ -190,8 +191,8 @@ pub fn plan(config: &Config, posts: &[Arc<Post>], now: DateTime<FixedOffset>) ->
             ));
         }
     }
-    plan.feeds.extend(tag_feeds);
-    plan.feeds.extend(category_feeds);
+    plan.feeds.extend(tag_feeds.into_iter().map(Arc::new));
+    plan.feeds.extend(category_feeds.into_iter().map(Arc::new));
     plan
 }
 

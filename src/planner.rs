@@ -78,7 +78,7 @@ struct Group {
     posts: BTreeSet<Entry>,
     slug: String,
     /// The feed as last planned; `None` when it must be planned again.
-    feed: Option<Feed>,
+    feed: Option<Arc<Feed>>,
 }
 
 /// The groups of one kind in one language.
@@ -131,7 +131,7 @@ impl Groups {
     }
 
     /// The feeds of every group, in key order, planning those that changed.
-    fn feeds(&mut self, ctx: &Ctx<'_>, kind: FeedKind, out: &mut Vec<Feed>) {
+    fn feeds(&mut self, ctx: &Ctx<'_>, kind: FeedKind, out: &mut Vec<Arc<Feed>>) {
         if self.reslug {
             let named: Vec<(String, String)> = self
                 .groups
@@ -157,7 +157,7 @@ impl Groups {
                     .take(limit)
                     .map(|e| e.0.clone())
                     .collect();
-                ctx.feed(kind, &group.slug, feed::display(&group.spellings), entries)
+                Arc::new(ctx.feed(kind, &group.slug, feed::display(&group.spellings), entries))
             });
             out.push(planned.clone());
         }
@@ -169,7 +169,7 @@ impl Groups {
 struct Lang {
     posts: BTreeSet<Entry>,
     /// The global feed as last planned; `None` when it must be planned again.
-    feed: Option<Feed>,
+    feed: Option<Arc<Feed>>,
     tags: Groups,
     categories: Groups,
 }
@@ -286,8 +286,12 @@ impl Planner {
                 prefix: "",
                 multilingual,
             };
-            plan.feeds
-                .push(ctx.feed(FeedKind::Global, "", String::new(), Vec::new()));
+            plan.feeds.push(Arc::new(ctx.feed(
+                FeedKind::Global,
+                "",
+                String::new(),
+                Vec::new(),
+            )));
             return plan;
         }
         let mut tag_feeds = Vec::new();
@@ -311,7 +315,7 @@ impl Planner {
                     .take(config.feed.limit)
                     .map(|e| e.0.clone())
                     .collect();
-                ctx.feed(FeedKind::Global, "", String::new(), entries)
+                Arc::new(ctx.feed(FeedKind::Global, "", String::new(), entries))
             });
             plan.feeds.push(global.clone());
             lang.tags.feeds(&ctx, FeedKind::Tag, &mut tag_feeds);

@@ -126,6 +126,9 @@ pub struct Publisher {
     cache: Cache,
     /// Planning state of the last rebuild (`None` until the first, and after a reload).
     planner: Option<Planner>,
+    /// How many feeds of the published snapshot show each post (by address; a post with a
+    /// count is held by those feeds' inputs, so the address is its own).
+    shown: std::collections::HashMap<usize, u32>,
     pub(crate) store: Arc<SnapshotStore>,
     pub(crate) health: Arc<Health>,
     /// Where files wanted in brotli go to be compressed (when serving).
@@ -143,6 +146,7 @@ impl Publisher {
             config,
             cache: Cache::default(),
             planner: None,
+            shown: std::collections::HashMap::new(),
             store: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             health: Arc::default(),
             brotli: None,
@@ -308,8 +312,10 @@ impl Publisher {
         };
         // Bodies stay in memory only for posts some feed shows (the next edit re-renders
         // their feeds); the cache owns them.
-        self.cache.release_bodies(&next.shown());
+        let tp = started.elapsed();
+        self.release_bodies(&previous, &next, incremental);
         let released = started.elapsed();
+        tracing::debug!(?built, ?tp, ?released, "PROF publish");
         self.store.store(Arc::new(next));
         // Only once the new bytes are served: a hub fetches the topic when notified.
         if let Some(pinger) = &self.websub
@@ -344,6 +350,37 @@ impl Publisher {
             "rebuild phases"
         );
         Ok(report)
+    }
+
+    /// Drops the bodies of the posts no feed of `next` shows: after an incremental plan,
+    /// only among the posts of the feeds that changed since `previous`.
+    fn release_bodies(&mut self, previous: &Snapshot, next: &Snapshot, incremental: bool) {
+        if !incremental || previous.generation == 0 {
+            self.shown.clear();
+            for post in next.shown_changes(&Snapshot::default()) {
+                *self.shown.entry(Arc::as_ptr(post.0) as usize).or_default() += 1;
+            }
+            self.cache.release_bodies(&next.shown());
+            return;
+        }
+        let changes = next.shown_changes(previous);
+        for (post, gained) in &changes {
+            let count = self.shown.entry(Arc::as_ptr(post) as usize).or_default();
+            *count = count.saturating_add_signed(*gained as i32);
+        }
+        let unshown: Vec<&Arc<crate::post::Post>> = changes
+            .into_iter()
+            .filter(|(post, _)| {
+                let key = Arc::as_ptr(post) as usize;
+                let gone = self.shown.get(&key).is_none_or(|n| *n == 0);
+                if gone {
+                    self.shown.remove(&key);
+                }
+                gone
+            })
+            .map(|(post, _)| post)
+            .collect();
+        self.cache.release_bodies_of(&unshown);
     }
 
     /// The plan of the refreshed cache as seen at `now`, the files that are bad, and whether

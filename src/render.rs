@@ -6,6 +6,8 @@ mod atom;
 mod json;
 mod rss;
 
+use std::sync::Arc;
+
 use crate::config::{Config, ContentMode};
 use crate::error::{Error, RenderError};
 use crate::feed::{Feed, FeedKind};
@@ -202,7 +204,7 @@ fn kind_label(kind: FeedKind) -> &'static str {
 
 /// OPML 2.0 list of every feed (Atom and RSS are alternatives; RSS is listed, as readers
 /// expect one `xmlUrl` per outline), so a reader can subscribe to all of them at once.
-pub fn opml(config: &Config, feeds: &[Feed]) -> Vec<u8> {
+pub fn opml(config: &Config, feeds: &[Arc<Feed>]) -> Vec<u8> {
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<opml version=\"2.0\">\n  <head>\n",
     );
@@ -232,7 +234,7 @@ pub fn opml(config: &Config, feeds: &[Feed]) -> Vec<u8> {
 }
 
 /// A small HTML page listing every feed, with autodiscovery links for the main feeds.
-pub fn index(config: &Config, feeds: &[Feed]) -> Vec<u8> {
+pub fn index(config: &Config, feeds: &[Arc<Feed>]) -> Vec<u8> {
     let title = escape(&config.site.title);
     let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title} — feeds</title>\n",

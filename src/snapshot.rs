@@ -191,6 +191,11 @@ impl Rendered {
         }
     }
 
+    /// Whether this file is dated `t` (to the second).
+    pub fn last_modified_is(&self, t: DateTime<FixedOffset>) -> bool {
+        self.last_modified == to_system_time(t)
+    }
+
     /// Last-Modified as an HTTP date.
     pub fn last_modified_http(&self) -> &str {
         &self.validators[3]
@@ -318,37 +323,44 @@ pub struct Snapshot {
     pub next_due: Option<DateTime<FixedOffset>>,
     /// What each feed was rendered from (title and entries, by feed directory), so that the
     /// next build re-renders only feeds whose inputs changed.
-    pub(crate) inputs: HashMap<String, FeedInputs>,
+    pub(crate) inputs: HashMap<String, Arc<FeedInputs>>,
+    /// What the OPML list and the index were made of (a hash, see `build`).
+    pub(crate) site_key: u64,
 }
 
 /// The inputs of one rendered feed. Holding the `Arc`s keeps pointer comparison sound.
 #[derive(Debug)]
 pub(crate) struct FeedInputs {
-    title: String,
-    entries: Vec<Arc<Post>>,
+    feed: Arc<Feed>,
     /// Every entry had its body (a file that could not be read is tried again next build).
     complete: bool,
 }
 
 impl FeedInputs {
-    pub(crate) fn of(feed: &Feed) -> Self {
+    pub(crate) fn of(feed: &Arc<Feed>) -> Self {
         FeedInputs {
-            title: feed.title.clone(),
-            entries: feed.entries.clone(),
+            feed: feed.clone(),
             complete: feed.entries.iter().all(|p| p.body.get().is_some()),
         }
     }
 
-    /// Same title and the very same post objects (an unchanged file keeps its `Arc`).
-    pub(crate) fn same_as(&self, feed: &Feed) -> bool {
+    /// The feed's entries.
+    fn entries(&self) -> &[Arc<Post>] {
+        &self.feed.entries
+    }
+
+    /// The very same planned feed (an incremental plan keeps unchanged feeds), or the same
+    /// title and the very same post objects (an unchanged file keeps its `Arc`).
+    pub(crate) fn same_as(&self, feed: &Arc<Feed>) -> bool {
         self.complete
-            && self.title == feed.title
-            && self.entries.len() == feed.entries.len()
-            && self
-                .entries
-                .iter()
-                .zip(&feed.entries)
-                .all(|(a, b)| Arc::ptr_eq(a, b))
+            && (Arc::ptr_eq(&self.feed, feed)
+                || self.feed.title == feed.title
+                    && self.entries().len() == feed.entries.len()
+                    && self
+                        .entries()
+                        .iter()
+                        .zip(&feed.entries)
+                        .all(|(a, b)| Arc::ptr_eq(a, b)))
     }
 }
 
@@ -365,8 +377,27 @@ impl Snapshot {
     pub fn shown(&self) -> HashSet<*const Post> {
         self.inputs
             .values()
-            .flat_map(|inputs| inputs.entries.iter().map(Arc::as_ptr))
+            .flat_map(|inputs| inputs.entries().iter().map(Arc::as_ptr))
             .collect()
+    }
+
+    /// The entries of the feeds of `previous` that this snapshot replaced or dropped, and of
+    /// the feeds this snapshot added or replaced: the posts whose count of showing feeds
+    /// changed, as `(post, showing feeds gained)` (a post that moved gets -1 and +1).
+    pub fn shown_changes<'a>(&'a self, previous: &'a Snapshot) -> Vec<(&'a Arc<Post>, isize)> {
+        let differ =
+            |a: &Arc<FeedInputs>, b: Option<&Arc<FeedInputs>>| b.is_none_or(|b| !Arc::ptr_eq(a, b));
+        let lost = previous
+            .inputs
+            .iter()
+            .filter(|(dir, old)| differ(old, self.inputs.get(*dir)))
+            .flat_map(|(_, old)| old.entries().iter().map(|p| (p, -1)));
+        let gained = self
+            .inputs
+            .iter()
+            .filter(|(dir, new)| differ(new, previous.inputs.get(*dir)))
+            .flat_map(|(_, new)| new.entries().iter().map(|p| (p, 1)));
+        lost.chain(gained).collect()
     }
 
     /// Paths in a stable order.
