@@ -66,18 +66,17 @@ pub fn build_plan(
     let t1 = t0.elapsed();
     content::ensure_bodies(config, &entries_of(&jobs));
     let t2 = t0.elapsed();
-    files.extend(render_feeds(config, &jobs, previous, &emit)?);
+    let rendered = render_feeds(config, &jobs, previous, &emit)?;
     let t3 = t0.elapsed();
     let (site_files, site_key) = render_site_files(config, &plan, previous, &emit)?;
     files.extend(site_files);
     let t4 = t0.elapsed();
     let njobs = jobs.len();
     // After rendering: `complete` says whether every entry had its body.
-    inputs.extend(
-        jobs.iter()
-            .map(|f| (f.dir.clone(), Arc::new(FeedInputs::of(f)))),
-    );
-    drop(jobs);
+    for (feed, feed_files) in jobs.into_iter().zip(rendered) {
+        files.extend(feed_files.iter().cloned());
+        inputs.insert(feed.dir.clone(), Arc::new(FeedInputs::of(feed, feed_files)));
+    }
     let mut problems: Vec<Problem> = errors.iter().cloned().map(Problem::Post).collect();
     problems.extend(plan.problems);
     let t5 = t0.elapsed();
@@ -108,17 +107,8 @@ fn keep_unchanged<'p>(
     let unchanged = |feed: &Arc<Feed>| -> Option<(Arc<FeedInputs>, Vec<(String, Arc<Rendered>)>)> {
         let previous = previous?;
         let kept = previous.inputs.get(&feed.dir)?;
-        if !kept.same_as(feed) {
-            return None;
-        }
-        let files = Format::ALL
-            .iter()
-            .map(|f| {
-                let path = format!("{}{}", feed.dir, f.file_name());
-                previous.files.get(&path).map(|file| (path, file.clone()))
-            })
-            .collect::<Option<_>>()?;
-        Some((kept.clone(), files))
+        kept.same_as(feed)
+            .then(|| (kept.clone(), kept.files().to_vec()))
     };
     let jobs = plan
         .feeds
@@ -151,14 +141,14 @@ fn reuse(previous: Option<&Snapshot>, path: &str, body: &[u8]) -> Option<Arc<Ren
     (old.len == body.len() && old.hash == xxhash_rust::xxh3::xxh3_64(body)).then(|| old.clone())
 }
 
-/// Renders `jobs` in every format, in parallel: one job per feed, its entries' HTML
+/// Renders `jobs` in every format (the files of each job in turn), in parallel: one job per feed, its entries' HTML
 /// decompressed once for the three formats.
 fn render_feeds(
     config: &Config,
     jobs: &[&Arc<Feed>],
     previous: Option<&Snapshot>,
     emit: Sink<'_>,
-) -> Result<Vec<(String, Arc<Rendered>)>, Error> {
+) -> Result<Vec<Vec<(String, Arc<Rendered>)>>, Error> {
     let rendered: Vec<Vec<(String, Arc<Rendered>)>> = jobs
         .par_iter()
         .map(|feed| {
@@ -181,7 +171,7 @@ fn render_feeds(
                 .collect()
         })
         .collect::<Result<_, Error>>()?;
-    Ok(rendered.into_iter().flatten().collect())
+    Ok(rendered)
 }
 
 /// The OPML list and the HTML index, dated by the newest feed, with the key of what they

@@ -17,7 +17,7 @@ use crate::content::{Cache, Trust};
 use crate::error::{Error, Problem};
 use crate::metrics::Metrics;
 use crate::planner::Planner;
-use crate::snapshot::{BrotliQueue, Snapshot, SnapshotStore};
+use crate::snapshot::{BrotliQueue, Rendered, Snapshot, SnapshotStore};
 use crate::websub::{self, Pinger};
 
 /// What one rebuild did.
@@ -275,38 +275,42 @@ impl Publisher {
             None,
         )?;
         let built = started.elapsed();
-        let feeds_changed = next
+        // One pass: the files that are new or not the very same `Rendered` as before (a
+        // file with the same bytes is), and how many paths are new.
+        let mut added = 0;
+        let changed: Vec<&Arc<Rendered>> = next
             .files
             .iter()
-            .filter(|(path, file)| {
-                previous
-                    .files
-                    .get(*path)
-                    .is_none_or(|old| !Arc::ptr_eq(old, file))
+            .filter_map(|(path, file)| match previous.files.get(path) {
+                None => {
+                    added += 1;
+                    Some(file)
+                }
+                Some(old) if !Arc::ptr_eq(old, file) => {
+                    if old.brotli_wanted()
+                        && let Some(brotli) = &self.brotli
+                        && file.want_brotli()
+                    {
+                        brotli.send(file.clone());
+                    }
+                    Some(file)
+                }
+                Some(_) => None,
             })
-            .count()
-            + previous
-                .files
-                .keys()
-                .filter(|p| !next.files.contains_key(*p))
-                .count();
+            .collect();
+        let removed = previous.files.len() + added - next.files.len();
+        let feeds_changed = changed.len() + removed;
         for problem in &errors {
             tracing::warn!("{problem}");
         }
-        if let Some(brotli) = &self.brotli {
-            for (path, file) in &next.files {
-                let replaces_wanted = previous
-                    .files
-                    .get(path)
-                    .is_some_and(|old| !Arc::ptr_eq(old, file) && old.brotli_wanted());
-                if replaces_wanted && file.want_brotli() {
-                    brotli.send(file.clone());
-                }
-            }
-        }
         let topics = match &self.websub {
             Some(pinger) if previous.generation > 0 && pinger.has_hubs() => {
-                changed_topics(&previous, &next)
+                let mut topics: Vec<String> = changed
+                    .iter()
+                    .filter_map(|file| file.topic().map(str::to_string))
+                    .collect();
+                topics.sort_unstable();
+                topics
             }
             _ => Vec::new(),
         };
@@ -416,22 +420,4 @@ impl Publisher {
         self.planner = Some(planner);
         (plan, loaded.errors, false)
     }
-}
-
-/// The public URLs of the feed documents of `next` whose bytes differ from `previous` (a
-/// file with the same bytes is the very same `Rendered`), sorted.
-fn changed_topics(previous: &Snapshot, next: &Snapshot) -> Vec<String> {
-    let mut topics: Vec<String> = next
-        .files
-        .iter()
-        .filter(|(path, file)| {
-            previous
-                .files
-                .get(*path)
-                .is_none_or(|old| !Arc::ptr_eq(old, file))
-        })
-        .filter_map(|(_, file)| file.topic().map(str::to_string))
-        .collect();
-    topics.sort_unstable();
-    topics
 }

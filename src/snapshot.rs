@@ -332,16 +332,24 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub(crate) struct FeedInputs {
     feed: Arc<Feed>,
+    /// The files rendered from it, by path.
+    files: Vec<(String, Arc<Rendered>)>,
     /// Every entry had its body (a file that could not be read is tried again next build).
     complete: bool,
 }
 
 impl FeedInputs {
-    pub(crate) fn of(feed: &Arc<Feed>) -> Self {
+    pub(crate) fn of(feed: &Arc<Feed>, files: Vec<(String, Arc<Rendered>)>) -> Self {
         FeedInputs {
             feed: feed.clone(),
+            files,
             complete: feed.entries.iter().all(|p| p.body.get().is_some()),
         }
+    }
+
+    /// The files rendered from the feed, by path.
+    pub(crate) fn files(&self) -> &[(String, Arc<Rendered>)] {
+        &self.files
     }
 
     /// The feed's entries.
