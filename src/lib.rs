@@ -5,7 +5,9 @@
 //! # Data flow
 //! ```text
 //! content/**.md --content::Cache (load front matter in parallel)--> posts (+ PostErrors)
-//!   --feed::plan--> feeds --content::ensure_bodies (shown posts only: Markdown -> HTML
+//!   --feed::plan (serving: planner::Planner, from the posts changed since the last
+//!     rebuild, content::Cache::take_delta)--> feeds (unchanged ones shared)
+//!   --content::ensure_bodies (shown posts only: Markdown -> HTML
 //!   --sanitize::clean (allowlist, absolute URLs) -> size budget -> summary)
 //!   --render--> bytes x {rss, atom, json} (+ OPML, index; feed byte budget)
 //!   --build::build--> Rendered (gzip, ETag, Last-Modified; identity and br on demand)

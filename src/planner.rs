@@ -358,3 +358,78 @@ pub fn difference(a: &Plan, b: &Plan) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config() -> Config {
+        crate::config::parse("[feed]\nlimit = 2\n", Path::new("/nonexistent")).expect("valid")
+    }
+
+    fn post(config: &Config, name: &str, date: &str, extra: &str) -> Arc<Post> {
+        let text = format!("---\ntitle: {name}\ndate: {date}\ntags: [a, {name}]\n{extra}---\nx\n");
+        let rel = format!("p/{name}.md");
+        Arc::new(crate::post::parse(config, Path::new(&rel), &text).expect("parses"))
+    }
+
+    fn at(t: &str) -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339(t).expect("time")
+    }
+
+    fn assert_same(planner: &mut Planner, config: &Config, posts: &[Arc<Post>], now: &str) {
+        let full = feed::plan(config, posts, at(now));
+        let difference = difference(&planner.plan(config), &full);
+        assert!(difference.is_none(), "{difference:?}");
+    }
+
+    #[test]
+    fn a_scheduled_post_appears_when_time_passes_without_any_change() {
+        let config = config();
+        let posts = vec![
+            post(&config, "old", "2024-01-01", ""),
+            post(&config, "soon", "2024-06-01", ""),
+            post(&config, "draft", "2024-02-01", "draft: true\n"),
+        ];
+        let mut planner = Planner::new(&config, &posts, at("2024-03-01T00:00:00Z"));
+        assert_same(&mut planner, &config, &posts, "2024-03-01T00:00:00Z");
+        assert_eq!(planner.plan(&config).visible, 1);
+        assert!(planner.apply(&config, &[], at("2024-07-01T00:00:00Z")));
+        assert_same(&mut planner, &config, &posts, "2024-07-01T00:00:00Z");
+        assert_eq!(planner.plan(&config).visible, 2);
+        // The clock going back: start over.
+        assert!(!planner.apply(&config, &[], at("2024-03-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn unchanged_feeds_are_the_very_same_and_a_new_language_starts_over() {
+        let config = config();
+        let a = post(&config, "a1", "2024-01-01", "");
+        let b = post(&config, "b1", "2024-01-02", "");
+        let now = at("2025-01-01T00:00:00Z");
+        let mut planner = Planner::new(&config, &[a.clone(), b.clone()], now);
+        let before = planner.plan(&config);
+        // b1 edited: its tag feed and the shared ones change, a1's own tag feed does not.
+        let b2 = post(&config, "b1", "2024-01-03", "");
+        assert!(planner.apply(&config, &[(Some(b.clone()), Some(b2.clone()))], now));
+        let after = planner.plan(&config);
+        assert_same(
+            &mut planner,
+            &config,
+            &[a.clone(), b2.clone()],
+            "2025-01-01T00:00:00Z",
+        );
+        let shared: Vec<&str> = before
+            .feeds
+            .iter()
+            .zip(&after.feeds)
+            .filter(|(x, y)| Arc::ptr_eq(x, y))
+            .map(|(x, _)| x.dir.as_str())
+            .collect();
+        assert_eq!(shared, ["tags/a1/"]);
+        let de = post(&config, "de", "2024-01-04", "lang: de\n");
+        assert!(!planner.apply(&config, &[(None, Some(de))], now));
+    }
+}
