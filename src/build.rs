@@ -61,17 +61,11 @@ pub fn build_plan(
         Some(sink) => sink(path, file, body),
         None => Ok(()),
     };
-    let t0 = std::time::Instant::now();
     let (mut files, mut inputs, jobs) = keep_unchanged(&plan, previous);
-    let t1 = t0.elapsed();
     content::ensure_bodies(config, &entries_of(&jobs));
-    let t2 = t0.elapsed();
     let rendered = render_feeds(config, &jobs, previous, &emit)?;
-    let t3 = t0.elapsed();
     let (site_files, site_key) = render_site_files(config, &plan, previous, &emit)?;
     files.extend(site_files);
-    let t4 = t0.elapsed();
-    let njobs = jobs.len();
     // After rendering: `complete` says whether every entry had its body.
     for (feed, feed_files) in jobs.into_iter().zip(rendered) {
         files.extend(feed_files.iter().cloned());
@@ -79,8 +73,6 @@ pub fn build_plan(
     }
     let mut problems: Vec<Problem> = errors.iter().cloned().map(Problem::Post).collect();
     problems.extend(plan.problems);
-    let t5 = t0.elapsed();
-    tracing::debug!(?t1, ?t2, ?t3, ?t4, ?t5, njobs, "PROF build");
     Ok(Snapshot {
         generation,
         files,
@@ -95,33 +87,69 @@ pub fn build_plan(
 
 type Files = HashMap<String, Arc<Rendered>>;
 type Inputs = HashMap<String, Arc<FeedInputs>>;
+/// Files by path, in a list.
+type FileList = Vec<(String, Arc<Rendered>)>;
 
 /// The files and inputs of feeds whose inputs are unchanged since `previous` (kept without
-/// rendering), and the feeds to render.
+/// rendering), and the feeds to render. When most feeds are kept (an edit), the maps of
+/// `previous` are copied whole (no hashing) and what changed or went is taken out.
 fn keep_unchanged<'p>(
     plan: &'p Plan,
     previous: Option<&Snapshot>,
 ) -> (Files, Inputs, Vec<&'p Arc<Feed>>) {
-    let mut files: Files = HashMap::with_capacity(plan.feeds.len() * 3 + 2);
-    let mut inputs: Inputs = HashMap::with_capacity(plan.feeds.len());
-    let unchanged = |feed: &Arc<Feed>| -> Option<(Arc<FeedInputs>, Vec<(String, Arc<Rendered>)>)> {
-        let previous = previous?;
-        let kept = previous.inputs.get(&feed.dir)?;
-        kept.same_as(feed)
-            .then(|| (kept.clone(), kept.files().to_vec()))
+    let Some(previous) = previous else {
+        return (
+            HashMap::with_capacity(plan.feeds.len() * 3 + 2),
+            HashMap::with_capacity(plan.feeds.len()),
+            plan.feeds.iter().collect(),
+        );
     };
-    let jobs = plan
-        .feeds
-        .iter()
-        .filter(|feed| match unchanged(feed) {
-            Some((kept, kept_files)) => {
-                files.extend(kept_files);
-                inputs.insert(feed.dir.clone(), kept);
-                false
+    let mut jobs = Vec::new();
+    let mut kept = Vec::with_capacity(plan.feeds.len());
+    let mut replaced = 0;
+    for feed in &plan.feeds {
+        match previous.inputs.get(&feed.dir) {
+            Some(inputs) if inputs.same_as(feed) => kept.push(inputs),
+            Some(_) => {
+                replaced += 1;
+                jobs.push(feed);
             }
-            None => true,
-        })
-        .collect();
+            None => jobs.push(feed),
+        }
+    }
+    if kept.len() * 2 < plan.feeds.len() {
+        let mut files: Files = HashMap::with_capacity(plan.feeds.len() * 3 + 2);
+        let mut inputs: Inputs = HashMap::with_capacity(plan.feeds.len());
+        for kept in kept {
+            files.extend(kept.files().iter().cloned());
+            inputs.insert(kept.feed().dir.clone(), kept.clone());
+        }
+        return (files, inputs, jobs);
+    }
+    let mut files = previous.files.clone();
+    let mut inputs = previous.inputs.clone();
+    let mut drop_dir = |dir: &str| {
+        if let Some(old) = inputs.remove(dir) {
+            for (path, _) in old.files() {
+                files.remove(path);
+            }
+        }
+    };
+    for feed in &jobs {
+        drop_dir(&feed.dir);
+    }
+    if kept.len() + replaced < previous.inputs.len() {
+        // Some feeds are gone.
+        let planned: HashSet<&str> = plan.feeds.iter().map(|f| f.dir.as_str()).collect();
+        let gone: Vec<&String> = previous
+            .inputs
+            .keys()
+            .filter(|dir| !planned.contains(dir.as_str()))
+            .collect();
+        for dir in gone {
+            drop_dir(dir);
+        }
+    }
     (files, inputs, jobs)
 }
 
@@ -148,13 +176,14 @@ fn render_feeds(
     jobs: &[&Arc<Feed>],
     previous: Option<&Snapshot>,
     emit: Sink<'_>,
-) -> Result<Vec<Vec<(String, Arc<Rendered>)>>, Error> {
-    let rendered: Vec<Vec<(String, Arc<Rendered>)>> = jobs
+) -> Result<Vec<FileList>, Error> {
+    let rendered: Vec<FileList> = jobs
         .par_iter()
         .map(|feed| {
             let texts = render::texts(config, feed);
+            // Formats in parallel too: a rebuild after one edit renders a feed or two.
             Format::ALL
-                .iter()
+                .par_iter()
                 .map(|format| {
                     let path = format!("{}{}", feed.dir, format.file_name());
                     let body = render::render_with(config, feed, *format, &texts)?;
@@ -181,7 +210,7 @@ fn render_site_files(
     plan: &Plan,
     previous: Option<&Snapshot>,
     emit: Sink<'_>,
-) -> Result<(Vec<(String, Arc<Rendered>)>, u64), Error> {
+) -> Result<(FileList, u64), Error> {
     let newest = plan
         .feeds
         .iter()
@@ -223,23 +252,13 @@ fn render_site_files(
     Ok((files, key))
 }
 
-/// A hash of everything the OPML list and the index show: each feed's kind, names, URLs and
-/// language, and the newest feed's date.
+/// A hash of everything the OPML list and the index show: each feed's listing
+/// (`Feed::listing`) and the newest feed's date.
 fn site_key(plan: &Plan, newest: DateTime<FixedOffset>) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(newest.to_rfc3339().as_bytes());
     for feed in &plan.feeds {
-        h.update(&[feed.kind as u8]);
-        for field in [
-            &feed.name,
-            &feed.title,
-            &feed.dir_url,
-            &feed.home_url,
-            &feed.language,
-        ] {
-            h.update(&(field.len() as u64).to_le_bytes());
-            h.update(field.as_bytes());
-        }
+        h.update(&feed.listing.to_le_bytes());
     }
     h.digest()
 }

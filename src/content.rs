@@ -398,11 +398,14 @@ impl Default for Cache {
     }
 }
 
+/// One changed file's post before and after (`None`: it had or has no good post).
+pub type Change = (Option<Arc<Post>>, Option<Arc<Post>>);
+
 /// The posts that changed since the last `Cache::take_delta`, for incremental planning.
 #[derive(Debug, Default)]
 pub struct Delta {
     /// `(before, after)` per changed file: `None` when it had or has no good post.
-    pub changed: Vec<(Option<Arc<Post>>, Option<Arc<Post>>)>,
+    pub changed: Vec<Change>,
     /// Files that are currently bad, as `Loaded::errors` lists them.
     pub errors: Vec<PostError>,
 }

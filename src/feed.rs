@@ -55,6 +55,9 @@ pub struct Feed {
     pub entries: Vec<Arc<Post>>,
     /// Newest `updated` of the entries (the Unix epoch for an empty feed).
     pub updated: DateTime<FixedOffset>,
+    /// A hash of what the OPML list and the index show of this feed (kind, names, URLs,
+    /// language), so that a build tells cheaply whether they change.
+    pub listing: u64,
 }
 
 /// The planned feed set.
@@ -298,7 +301,17 @@ impl Ctx<'_> {
             .map(|p| p.updated)
             .max()
             .unwrap_or_else(epoch);
+        let listing = {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(&[kind as u8]);
+            for field in [&name, &title, &dir_url, &home_url, self.lang] {
+                h.update(&(field.len() as u64).to_le_bytes());
+                h.update(field.as_bytes());
+            }
+            h.digest()
+        };
         Feed {
+            listing,
             kind,
             name,
             language: self.lang.to_string(),

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, FixedOffset};
 
 use crate::config::Config;
+use crate::content::Change;
 use crate::error::Problem;
 use crate::feed::{self, Ctx, Feed, FeedKind, Plan};
 use crate::post::Post;
@@ -206,7 +207,7 @@ impl Planner {
     pub fn apply(
         &mut self,
         config: &Config,
-        changed: &[(Option<Arc<Post>>, Option<Arc<Post>>)],
+        changed: &[Change],
         now: DateTime<FixedOffset>,
     ) -> bool {
         if now < self.now {

@@ -316,10 +316,8 @@ impl Publisher {
         };
         // Bodies stay in memory only for posts some feed shows (the next edit re-renders
         // their feeds); the cache owns them.
-        let tp = started.elapsed();
         self.release_bodies(&previous, &next, incremental);
         let released = started.elapsed();
-        tracing::debug!(?built, ?tp, ?released, "PROF publish");
         self.store.store(Arc::new(next));
         // Only once the new bytes are served: a hub fetches the topic when notified.
         if let Some(pinger) = &self.websub

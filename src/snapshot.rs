@@ -352,6 +352,11 @@ impl FeedInputs {
         &self.files
     }
 
+    /// The feed rendered.
+    pub(crate) fn feed(&self) -> &Arc<Feed> {
+        &self.feed
+    }
+
     /// The feed's entries.
     fn entries(&self) -> &[Arc<Post>] {
         &self.feed.entries

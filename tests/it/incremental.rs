@@ -260,7 +260,7 @@ fn two_hundred_random_edits_serve_what_a_full_build_serves() {
 
 /// Compares with a full build at a few points on the way.
 fn check(publisher: &Publisher, step: usize) {
-    if step % 50 == 0 || step == 7 {
+    if step.is_multiple_of(50) || step == 7 {
         assert_same_as_full_build(publisher, step);
     }
 }
