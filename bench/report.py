@@ -87,6 +87,38 @@ def ab_export(d):
     }
 
 
+def pages(d):
+    a, b = list(dict.fromkeys(r["subject"] for r in d.rows if r["case"] == "export"))
+    one = lambda case, metric: d.values(case, b, metric)[0]
+    kib = lambda n: f"{num(n / 1024, 0)} KiB"
+    runs = sorted({int(r["run"]) for r in d.rows if r["case"] == "export"})
+    files = one("previews", "files")
+    return {
+        "posts": num(int(d.meta("posts")), 0), "tags": num(int(d.meta("tags")), 0), "runs": len(runs),
+        "a": a, "b": b, "binary_a": d.env[f"binary_{a}"], "binary_b": d.env[f"binary_{b}"],
+        "dir_gzip": kib(one("directory", "gzip")),
+        "sizes": table(["page", "files", "bytes", "gzip (as served)"], [
+            ["directory `/`", 1, kib(one("directory", "bytes")), f"**{kib(one('directory', 'gzip'))}**"],
+            ["preview pages", num(files, 0), f"{kib(one('previews', 'bytes'))} in all",
+             f"{kib(one('previews', 'gzip'))} in all, {num(one('previews', 'gzip') / files / 1024, 1)} KiB each "
+             f"on average, {kib(one('previews', 'max_gzip'))} the largest"]]),
+        "rows": num(one("directory", "rows"), 0),
+        "table": table(["binary", "wall s", "CPU s (user + sys)", "peak RSS MiB"],
+                       [[f"{s} ({'A' if s == a else 'B'})", d.cell("export", s, "wall"), d.cell("export", s, "cpu"),
+                         d.cell("export", s, "rss", 0)] for s in (a, b)]),
+        "ratio": ratio(d.median("export", b, "wall"), d.median("export", a, "wall")),
+        "cpu_ratio": ratio(d.median("export", b, "cpu"), d.median("export", a, "cpu")),
+        "paired": paired(d, a, b, runs),
+    }
+
+
+def paired(d, a, b, runs):
+    """Median (min–max) of the per-run wall ratios B/A."""
+    wa, wb = (dict(zip(runs, d.values("export", s, "wall"))) for s in (a, b))
+    p = h.summary([h.ratio(wb[r], wa[r]) for r in runs])
+    return f"{num(p[0])} ({num(p[1])}–{num(p[2])})"
+
+
 def stages(d):
     """Criterion's median per benchmark: with one repetition, with criterion's 95 % interval;
     with several, the median (min–max) of the repetitions' medians."""
@@ -299,8 +331,8 @@ def targets(data):
     return table(["target", "measured (medians unless said)", ""], rows, right_from=3)
 
 
-SECTIONS = {"ab-export": ab_export, "stages": stages, "serve": serve, "metrics-cost": metrics_cost,
-            "scale": scale, "latency": latency}
+SECTIONS = {"ab-export": ab_export, "pages": pages, "stages": stages, "serve": serve,
+            "metrics-cost": metrics_cost, "scale": scale, "latency": latency}
 
 
 def machine(run_dir):

@@ -8,6 +8,7 @@ bench/BENCHMARKS.template.md.
   serve      HTTP req/s and p99 of feedsmith serve vs nginx (gzip_static), with wrk
   latency    change-to-visible latency of feedsmith serve
   ab-export  export time of two feedsmith binaries, runs interleaved
+  pages      sizes of the pages for people at scale, export time without (A) and with them (B)
   stages     criterion's stage benches (benches/stages.rs), run or imported
   report     BENCHMARKS.md from the committed raw data
 
@@ -69,6 +70,46 @@ def ab_export(args, work):
         h.warm(c)
         for label, binary in subjects:  # one unrecorded warm-up run each
             export(binary, config, out)
+        for run in range(1, args.runs + 1):
+            for label, binary in subjects:
+                t = export(binary, config, out)
+                h.log(f"run {run} {label}: {t['wall']:.2f} s, CPU {t['cpu']:.2f} s, {t['rss']:.0f} MiB")
+                rec.add("export", label, run, "wall", t["wall"], "s")
+                rec.add("export", label, run, "cpu", round(t["cpu"], 2), "s")
+                rec.add("export", label, run, "rss", round(t["rss"], 1), "MiB")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    rec.save()
+
+
+# ---- pages ---------------------------------------------------------------------------------
+def pages(args, work):
+    """The pages for people on a corpus with many tags: sizes of the directory (`index.html`)
+    and of the preview pages in B's export (the .gz siblings are the served gzip bodies),
+    then export time of A (a build without pages) and B, runs interleaved."""
+    h.need("/usr/bin/time")
+    c = h.corpus(args.posts, args.tags)
+    rec = h.Recorder("pages", posts=args.posts, tags=args.tags)
+    config = h.write_config(work / "config.toml", c)
+    out = tmpfs_dir(work, "pages")
+    subjects = [(args.label_a, args.a), (args.label_b, args.b)]
+    for label, binary in subjects:
+        rec.env(f"binary_{label}", f"{binary} sha256:{h.file_id(binary)}")
+    try:
+        h.warm(c)
+        for label, binary in subjects:  # one unrecorded warm-up run each; B's export is measured
+            export(binary, config, out)
+        size = lambda p: p.stat().st_size
+        root = out / "index.html"
+        rec.add("directory", args.label_b, 1, "bytes", size(root), "B")
+        rec.add("directory", args.label_b, 1, "gzip", size(out / "index.html.gz"), "B")
+        rec.add("directory", args.label_b, 1, "rows", root.read_text().count("<li class="), "")
+        previews = [p for p in out.rglob("index.html") if p != root]
+        gz = [size(p.with_name("index.html.gz")) for p in previews]
+        rec.add("previews", args.label_b, 1, "files", len(previews), "")
+        rec.add("previews", args.label_b, 1, "bytes", sum(map(size, previews)), "B")
+        rec.add("previews", args.label_b, 1, "gzip", sum(gz), "B")
+        rec.add("previews", args.label_b, 1, "max_gzip", max(gz), "B")
         for run in range(1, args.runs + 1):
             for label, binary in subjects:
                 t = export(binary, config, out)
@@ -449,6 +490,16 @@ def main():
     p.add_argument("--tags", type=int, default=200)
     p.add_argument("--runs", type=int, default=7)
     p.set_defaults(run=ab_export)
+
+    p = sub.add_parser("pages", help="pages for people at scale: directory size, export time A (no pages) vs B")
+    p.add_argument("--a", default="/tmp/feedsmith-base", help="binary without pages (default %(default)s)")
+    p.add_argument("--b", default=str(BIN), help="binary B (default target/release/feedsmith)")
+    p.add_argument("--label-a", default="base")
+    p.add_argument("--label-b", default="pages")
+    p.add_argument("--posts", type=int, default=10000)
+    p.add_argument("--tags", type=int, default=2000)
+    p.add_argument("--runs", type=int, default=5)
+    p.set_defaults(run=pages)
 
     p = sub.add_parser("scale", help="export vs Hugo and serve memory/start-up on generated corpora")
     p.add_argument("corpora", nargs="*", default=h.SCALE_CORPORA, metavar="POSTS[:TAGS]",

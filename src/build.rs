@@ -1,6 +1,7 @@
 //! The one build function shared by `serve` and `export`: plan every feed, reuse the files
 //! of feeds whose inputs did not change, ask `content` for the bodies of the entries of the
-//! others, render them in every format, and describe each file once (`Rendered`).
+//! others, render them in every format, render the pages for people (`pages`), and describe
+//! each file once (`Rendered`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use crate::config::Config;
 use crate::content::{self, Loaded};
 use crate::error::{Error, PostError, Problem};
 use crate::feed::{self, Feed, Plan};
+use crate::pages;
 use crate::post::Post;
 use crate::render::{self, Format};
 use crate::snapshot::{FeedInputs, Rendered, Snapshot};
@@ -71,6 +73,8 @@ pub fn build_plan(
         files.extend(feed_files.iter().cloned());
         inputs.insert(feed.dir.clone(), Arc::new(FeedInputs::of(feed, feed_files)));
     }
+    let (pages, memo) = render_pages(config, &plan, previous, &emit)?;
+    files.extend(pages);
     let mut problems: Vec<Problem> = errors.iter().cloned().map(Problem::Post).collect();
     problems.extend(plan.problems);
     Ok(Snapshot {
@@ -82,6 +86,7 @@ pub fn build_plan(
         next_due: plan.next_due,
         inputs,
         site_key,
+        pages: memo,
     })
 }
 
@@ -128,15 +133,20 @@ fn keep_unchanged<'p>(
     }
     let mut files = previous.files.clone();
     let mut inputs = previous.inputs.clone();
-    let mut drop_dir = |dir: &str| {
+    let mut drop_dir = |dir: &str, page: bool| {
         if let Some(old) = inputs.remove(dir) {
             for (path, _) in old.files() {
                 files.remove(path);
             }
         }
+        // A feed that is gone takes its preview page (`pages`) along; the pages of the
+        // feeds planned are all made again (kept or rendered) by `render_pages`.
+        if page && !dir.is_empty() {
+            files.remove(&format!("{dir}{}", render::INDEX_PATH));
+        }
     };
     for feed in &jobs {
-        drop_dir(&feed.dir);
+        drop_dir(&feed.dir, false);
     }
     if kept.len() + replaced < previous.inputs.len() {
         // Some feeds are gone.
@@ -147,7 +157,7 @@ fn keep_unchanged<'p>(
             .filter(|dir| !planned.contains(dir.as_str()))
             .collect();
         for dir in gone {
-            drop_dir(dir);
+            drop_dir(dir, true);
         }
     }
     (files, inputs, jobs)
@@ -203,8 +213,8 @@ fn render_feeds(
     Ok(rendered)
 }
 
-/// The OPML list and the HTML index, dated by the newest feed, with the key of what they
-/// are made of (`Snapshot::site_key`): when it is unchanged, they are kept without rendering.
+/// The OPML list, dated by the newest feed, with the key of what it is made of
+/// (`Snapshot::site_key`): while that is unchanged, it is kept without rendering.
 fn render_site_files(
     config: &Config,
     plan: &Plan,
@@ -218,31 +228,20 @@ fn render_site_files(
         .max()
         .unwrap_or(DateTime::UNIX_EPOCH.fixed_offset());
     let key = site_key(plan, newest);
-    let paths = [render::OPML_PATH, render::INDEX_PATH];
     if let Some(previous) = previous.filter(|p| p.site_key == key)
-        && let Some(kept) = paths
-            .iter()
-            .map(|p| Some((p.to_string(), previous.files.get(*p)?.clone())))
-            .collect::<Option<Vec<_>>>()
+        && let Some(kept) = previous.files.get(render::OPML_PATH)
     {
-        return Ok((kept, key));
+        return Ok((vec![(render::OPML_PATH.to_string(), kept.clone())], key));
     }
-    let files = [
-        (
-            render::OPML_PATH,
-            render::OPML_CONTENT_TYPE,
-            render::opml(config, &plan.feeds),
-        ),
-        (
-            render::INDEX_PATH,
-            render::HTML_CONTENT_TYPE,
-            render::index(config, &plan.feeds),
-        ),
-    ]
+    let files = [(
+        render::OPML_PATH,
+        render::OPML_CONTENT_TYPE,
+        render::opml(config, &plan.feeds),
+    )]
     .into_iter()
     .map(|(path, content_type, body)| {
         let file = reuse(previous, path, &body)
-            // Dated by the newest feed, which the bytes of the index do not show.
+            // Dated by the newest feed.
             .filter(|old| old.last_modified_is(newest))
             .unwrap_or_else(|| Arc::new(Rendered::new(content_type, &body, newest, config)));
         emit(path, &file, &body)?;
@@ -252,7 +251,7 @@ fn render_site_files(
     Ok((files, key))
 }
 
-/// A hash of everything the OPML list and the index show: each feed's listing
+/// A hash of everything the OPML list shows: each feed's listing
 /// (`Feed::listing`) and the newest feed's date.
 fn site_key(plan: &Plan, newest: DateTime<FixedOffset>) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -261,4 +260,39 @@ fn site_key(plan: &Plan, newest: DateTime<FixedOffset>) -> u64 {
         h.update(&feed.listing.to_le_bytes());
     }
     h.digest()
+}
+
+/// The pages for people (`pages`): the directory and a preview page per feed, in parallel;
+/// a page whose inputs are unchanged since `previous` is kept without rendering it.
+fn render_pages(
+    config: &Config,
+    plan: &Plan,
+    previous: Option<&Snapshot>,
+    emit: Sink<'_>,
+) -> Result<(Files, pages::Memo), Error> {
+    let site = pages::Site::new(config, &plan.feeds);
+    let (jobs, memo) = site.jobs(previous.map(|p| &p.pages));
+    let files = jobs
+        .par_iter()
+        .map(|job| {
+            let kept = previous
+                .filter(|_| job.unchanged)
+                .and_then(|p| p.files.get(&job.path));
+            if let Some(file) = kept {
+                return Ok((job.path.clone(), file.clone()));
+            }
+            let body = site.render(job);
+            let file = reuse(previous, &job.path, &body).unwrap_or_else(|| {
+                Arc::new(Rendered::new(
+                    pages::CONTENT_TYPE,
+                    &body,
+                    job.updated,
+                    config,
+                ))
+            });
+            emit(&job.path, &file, &body)?;
+            Ok((job.path.clone(), file))
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok((files, memo))
 }

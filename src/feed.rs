@@ -53,6 +53,8 @@ pub struct Feed {
     pub home_url: String,
     /// Newest first, `limit` at most.
     pub entries: Vec<Arc<Post>>,
+    /// Number of visible posts the feed collects (`entries` holds the newest `limit`).
+    pub total: usize,
     /// Newest `updated` of the entries (the Unix epoch for an empty feed).
     pub updated: DateTime<FixedOffset>,
     /// A hash of what the OPML list and the index show of this feed (kind, names, URLs,
@@ -119,6 +121,10 @@ pub fn order(a: &Post, b: &Post) -> std::cmp::Ordering {
 struct Group {
     spellings: BTreeMap<String, usize>,
     entries: Vec<Arc<Post>>,
+    total: usize,
+    /// Address of the last post counted (posts come in order: one naming the group twice
+    /// comes twice in a row).
+    last: usize,
 }
 
 /// The displayed name of a group: its most used spelling; ties go to the smallest string
@@ -181,6 +187,7 @@ pub fn plan(config: &Config, posts: &[Arc<Post>], now: DateTime<FixedOffset>) ->
             "",
             String::new(),
             posts.iter().take(config.feed.limit).cloned().collect(),
+            posts.len(),
         )));
         if config.feed.tags {
             tag_feeds.extend(ctx.grouped(FeedKind::Tag, posts, |p| &p.tags, &mut plan.problems));
@@ -222,12 +229,12 @@ impl Ctx<'_> {
                 let group = groups.entry(name.to_lowercase()).or_default();
                 *group.spellings.entry(name.clone()).or_default() += 1;
                 // Once per post, even when it names the group in two spellings.
-                if group.entries.len() < limit
-                    && group
-                        .entries
-                        .last()
-                        .is_none_or(|last| !Arc::ptr_eq(last, post))
-                {
+                if group.last == Arc::as_ptr(post) as usize {
+                    continue;
+                }
+                group.last = Arc::as_ptr(post) as usize;
+                group.total += 1;
+                if group.entries.len() < limit {
                     group.entries.push(post.clone());
                 }
             }
@@ -243,18 +250,20 @@ impl Ctx<'_> {
             .zip(named)
             .zip(slugs)
             .map(|(((_, group), (_, display)), slug)| {
-                self.feed(kind, &slug, display, group.entries)
+                self.feed(kind, &slug, display, group.entries, group.total)
             })
             .collect()
     }
 
-    /// The feed of `kind` at `slug` (empty for the global feed) showing `entries`.
+    /// The feed of `kind` at `slug` (empty for the global feed) showing `entries` of the
+    /// `total` posts it collects.
     pub(crate) fn feed(
         &self,
         kind: FeedKind,
         slug: &str,
         name: String,
         entries: Vec<Arc<Post>>,
+        total: usize,
     ) -> Feed {
         let site = &self.config.site;
         let dir = format!(
@@ -322,6 +331,7 @@ impl Ctx<'_> {
             description,
             home_url,
             entries,
+            total,
             updated,
         }
     }

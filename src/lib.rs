@@ -9,12 +9,14 @@
 //!     rebuild, content::Cache::take_delta)--> feeds (unchanged ones shared)
 //!   --content::ensure_bodies (shown posts only: Markdown -> HTML
 //!   --sanitize::clean (allowlist, absolute URLs) -> size budget -> summary)
-//!   --render--> bytes x {rss, atom, json} (+ OPML, index; feed byte budget)
+//!   --render--> bytes x {rss, atom, json} (+ OPML; feed byte budget)
+//!   --pages--> the directory and a preview page per feed (HTML for people)
 //!   --build::build--> Rendered (gzip, ETag, Last-Modified; identity and br on demand)
 //!   --> Snapshot (immutable) --publish::Publisher--> SnapshotStore (ArcSwap)
-//!   --> server (one snapshot per request)
+//!   --> server (one snapshot per request; settings a SIGHUP reload swaps)
 //!       (served by `listener`: actix-server workers, each connection a `conn::Guarded`
-//!        that bounds what one client can make the process hold)
+//!        that bounds what one client can make the process hold; each answer counted in
+//!        `metrics` and written to the `access` log when they are on)
 //!   \--> websub::Pinger (self URLs of the feed documents whose bytes changed; hubs are
 //!        notified from its own threads, never on the rebuild or request path)
 //!   \--> export::export: each file written to feeds/ as soon as it is rendered
@@ -24,9 +26,10 @@
 //! 1. Only `config` and `content` read files (`build::build` asks `content` for the
 //!    bodies of the entries it renders); only `export` writes them; the server never touches
 //!    the filesystem.
-//! 2. `post`, `feed` and `render` are pure and deterministic: no clock in any output, total
-//!    ordering (date desc, then permalink), feed `updated` = newest entry's update time. Same
-//!    content, same bytes, same ETag (xxh3) on every machine and after every restart.
+//! 2. `post`, `feed`, `render` and `pages` are pure and deterministic: no clock in any
+//!    output, total ordering (date desc, then permalink), feed `updated` = newest entry's
+//!    update time. Same content, same bytes, same ETag (xxh3) on every machine and after
+//!    every restart.
 //! 3. A snapshot never changes once built; publishing is one pointer swap; a failed rebuild
 //!    never replaces a good snapshot; a bad edit keeps the post's last good version.
 //! 4. Serve and export share `build::build`: exported files equal served bodies.
@@ -55,6 +58,7 @@ pub mod export;
 pub mod feed;
 pub mod listener;
 pub mod metrics;
+pub mod pages;
 pub mod planner;
 pub mod post;
 pub mod publish;

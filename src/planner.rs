@@ -158,7 +158,13 @@ impl Groups {
                     .take(limit)
                     .map(|e| e.0.clone())
                     .collect();
-                Arc::new(ctx.feed(kind, &group.slug, feed::display(&group.spellings), entries))
+                Arc::new(ctx.feed(
+                    kind,
+                    &group.slug,
+                    feed::display(&group.spellings),
+                    entries,
+                    group.posts.len(),
+                ))
             });
             out.push(planned.clone());
         }
@@ -292,6 +298,7 @@ impl Planner {
                 "",
                 String::new(),
                 Vec::new(),
+                0,
             )));
             return plan;
         }
@@ -316,7 +323,13 @@ impl Planner {
                     .take(config.feed.limit)
                     .map(|e| e.0.clone())
                     .collect();
-                Arc::new(ctx.feed(FeedKind::Global, "", String::new(), entries))
+                Arc::new(ctx.feed(
+                    FeedKind::Global,
+                    "",
+                    String::new(),
+                    entries,
+                    lang.posts.len(),
+                ))
             });
             plan.feeds.push(global.clone());
             lang.tags.feeds(&ctx, FeedKind::Tag, &mut tag_feeds);

@@ -1,5 +1,5 @@
 //! Pure rendering: a planned `Feed` becomes bytes in one format (`rss`, `atom`, `json`), and
-//! the site-level files (OPML list of every feed, the HTML index) are rendered here too.
+//! the OPML list of every feed is rendered here too (the HTML pages are `pages`).
 //! Deterministic: same feed, same bytes. No I/O, no clock.
 
 mod atom;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ContentMode};
 use crate::error::{Error, RenderError};
-use crate::feed::{Feed, FeedKind};
+use crate::feed::Feed;
 
 /// The three feed formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,23 +41,13 @@ impl Format {
             Format::Json => "application/feed+json; charset=utf-8",
         }
     }
-
-    fn label(self) -> &'static str {
-        match self {
-            Format::Rss => "RSS",
-            Format::Atom => "Atom",
-            Format::Json => "JSON Feed",
-        }
-    }
 }
 
 /// Content type of the OPML list.
 pub const OPML_CONTENT_TYPE: &str = "text/x-opml; charset=utf-8";
-/// Content type of the HTML index.
-pub const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
 /// Path of the OPML list.
 pub const OPML_PATH: &str = "feeds.opml";
-/// Path of the HTML index.
+/// File name of the pages for people in their directory (`pages`), and the root page.
 pub const INDEX_PATH: &str = "index.html";
 
 /// What the entries of a feed show besides their front matter, taken once from their
@@ -194,14 +184,6 @@ fn escape(s: &str) -> String {
     out
 }
 
-fn kind_label(kind: FeedKind) -> &'static str {
-    match kind {
-        FeedKind::Global => "All posts",
-        FeedKind::Tag => "Tag",
-        FeedKind::Category => "Category",
-    }
-}
-
 /// OPML 2.0 list of every feed (Atom and RSS are alternatives; RSS is listed, as readers
 /// expect one `xmlUrl` per outline), so a reader can subscribe to all of them at once.
 pub fn opml(config: &Config, feeds: &[Arc<Feed>]) -> Vec<u8> {
@@ -230,58 +212,5 @@ pub fn opml(config: &Config, feeds: &[Arc<Feed>]) -> Vec<u8> {
         ));
     }
     out.push_str("  </body>\n</opml>\n");
-    out.into_bytes()
-}
-
-/// A small HTML page listing every feed, with autodiscovery links for the main feeds.
-pub fn index(config: &Config, feeds: &[Arc<Feed>]) -> Vec<u8> {
-    let title = escape(&config.site.title);
-    let mut out = format!(
-        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title} — feeds</title>\n",
-        escape(&config.site.language)
-    );
-    for feed in feeds.iter().filter(|f| f.kind == FeedKind::Global) {
-        for format in Format::ALL {
-            let media = format.content_type().split(';').next().unwrap_or_default();
-            out.push_str(&format!(
-                "<link rel=\"alternate\" type=\"{media}\" title=\"{} ({})\" href=\"{}{}\">\n",
-                escape(&feed.title),
-                format.label(),
-                escape(&feed.dir_url),
-                format.file_name()
-            ));
-        }
-    }
-    out.push_str(&format!(
-        "<link rel=\"alternate\" type=\"text/x-opml\" title=\"All feeds (OPML)\" href=\"{}{OPML_PATH}\">\n</head>\n<body>\n<h1>{title}</h1>\n<p>Subscribe to every feed at once with the <a href=\"{}{OPML_PATH}\">OPML list</a>.</p>\n<table>\n<thead><tr><th>Feed</th><th>Kind</th><th>Language</th><th>Formats</th></tr></thead>\n<tbody>\n",
-        escape(config.server.public_url.as_str()),
-        escape(config.server.public_url.as_str())
-    ));
-    for feed in feeds {
-        let links: Vec<String> = Format::ALL
-            .iter()
-            .map(|f| {
-                format!(
-                    "<a href=\"{}{}\">{}</a>",
-                    escape(&feed.dir_url),
-                    f.file_name(),
-                    f.label()
-                )
-            })
-            .collect();
-        let name = if feed.name.is_empty() {
-            feed.title.clone()
-        } else {
-            feed.name.clone()
-        };
-        out.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            escape(&name),
-            kind_label(feed.kind),
-            escape(&feed.language),
-            links.join(" · ")
-        ));
-    }
-    out.push_str("</tbody>\n</table>\n</body>\n</html>\n");
     out.into_bytes()
 }

@@ -342,6 +342,25 @@ fn method_not_allowed() -> HttpResponse {
         .body("405 method not allowed: use GET or HEAD\n")
 }
 
+/// 301 to the request path with a slash added, as a reference relative to the path itself
+/// (`/tags/x` -> `./x/`), so it holds behind a proxy that strips a path prefix.
+fn add_slash(
+    req: &HttpRequest,
+    settings: &Settings,
+    next_due: Option<DateTime<FixedOffset>>,
+) -> HttpResponse {
+    let last = req.uri().path().rsplit('/').next().unwrap_or_default();
+    let location = match req.uri().query() {
+        Some(query) => format!("./{last}/?{query}"),
+        None => format!("./{last}/"),
+    };
+    HttpResponse::MovedPermanently()
+        .insert_header((header::LOCATION, header_value(&location)))
+        .insert_header((header::CACHE_CONTROL, settings.cache_control_now(next_due)))
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("301 moved permanently to {location}\n"))
+}
+
 /// Decodes a request path into a snapshot key, or `None` for anything suspicious.
 pub fn snapshot_key(raw: &str) -> Option<String> {
     if raw.len() > MAX_PATH {
@@ -380,6 +399,20 @@ fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
     };
     // One snapshot per request: body and validators always agree.
     let snapshot = state.store.load();
+    // A page's directory without its trailing slash: the page's relative links resolve
+    // against the slash form, so send the client there (RFC 9110 §15.4.2).
+    let is_dir = key.is_empty() || key.ends_with('/');
+    let dir = if is_dir {
+        key.clone()
+    } else {
+        format!("{key}/")
+    };
+    if !req.uri().path().ends_with('/')
+        && (is_dir || !snapshot.files.contains_key(&key))
+        && snapshot.get(&dir).is_some()
+    {
+        return add_slash(req, &settings, snapshot.next_due);
+    }
     let Some(file) = snapshot.get(&key) else {
         return not_found();
     };

@@ -324,8 +324,10 @@ pub struct Snapshot {
     /// What each feed was rendered from (title and entries, by feed directory), so that the
     /// next build re-renders only feeds whose inputs changed.
     pub(crate) inputs: HashMap<String, Arc<FeedInputs>>,
-    /// What the OPML list and the index were made of (a hash, see `build`).
+    /// What the OPML list was made of (a hash, see `build`).
     pub(crate) site_key: u64,
+    /// What each page for people was rendered from (`pages::Memo`).
+    pub(crate) pages: crate::pages::Memo,
 }
 
 /// The inputs of one rendered feed. Holding the `Arc`s keeps pointer comparison sound.

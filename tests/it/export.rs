@@ -91,7 +91,10 @@ fn re_export_leaves_unchanged_files_alone_and_removes_vanished_feeds() {
     // Drop the `gone` tag: its directory disappears, the untouched tag keeps its mtime.
     std::fs::remove_file(site.dir().join("b.md")).expect("rm");
     let third = export_to(&config, out.path());
-    assert_eq!(third.removed, 6, "3 formats + 3 .gz of tags/gone");
+    assert_eq!(
+        third.removed, 8,
+        "3 formats, the preview page and a .gz of each, of tags/gone"
+    );
     assert!(!out.path().join("tags/gone").exists());
     assert_eq!(
         std::fs::metadata(&keep)

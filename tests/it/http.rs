@@ -32,7 +32,7 @@ async fn app_for(
 }
 
 /// The app over the sample site.
-async fn app() -> impl actix_web::dev::Service<
+pub(crate) async fn app() -> impl actix_web::dev::Service<
     actix_http::Request,
     Response = actix_web::dev::ServiceResponse,
     Error = actix_web::Error,
@@ -40,14 +40,17 @@ async fn app() -> impl actix_web::dev::Service<
     app_for(state(support::build(&support::sample_config()))).await
 }
 
-fn header_of(resp: &actix_web::dev::ServiceResponse, name: header::HeaderName) -> String {
+pub(crate) fn header_of(
+    resp: &actix_web::dev::ServiceResponse,
+    name: header::HeaderName,
+) -> String {
     resp.headers()
         .get(name)
         .map(|v| v.to_str().expect("ascii").to_string())
         .unwrap_or_default()
 }
 
-async fn get(
+pub(crate) async fn get(
     app: &impl actix_web::dev::Service<
         actix_http::Request,
         Response = actix_web::dev::ServiceResponse,
@@ -106,7 +109,7 @@ async fn returns_200_with_type_validators_and_exact_length() {
     let index = atest::read_body(get(&app, "/", &[]).await).await;
     let index = String::from_utf8(index.to_vec()).expect("utf-8");
     assert!(index.contains("<link rel=\"alternate\" type=\"application/rss+xml\""));
-    assert!(index.contains("https://www.openeuler.org/tags/openeuler/atom.xml"));
+    assert!(index.contains("href=\"tags/openeuler/atom.xml\""));
 }
 
 #[actix_web::test]

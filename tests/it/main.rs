@@ -7,6 +7,7 @@ mod hostile;
 mod http;
 mod incremental;
 mod ops;
+mod pages;
 mod seeds;
 mod support;
 mod watch;
