@@ -294,5 +294,6 @@ fn render_pages(
             Ok((job.path.clone(), file))
         })
         .collect::<Result<_, Error>>()?;
+    let memo = site.finish(memo);
     Ok((files, memo))
 }
