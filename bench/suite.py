@@ -324,41 +324,121 @@ def serve(args, work):
 
 
 # ---- latency -------------------------------------------------------------------------------
-def latency(args, work):
-    c = h.corpus(args.posts, args.tags)
-    config = h.write_config(work / "config.toml", c, watch__debounce_ms=args.debounce_ms)
-    rec = h.Recorder("latency", posts=args.posts, tags=args.tags, debounce_ms=args.debounce_ms)
-    rec.env("binary", f"{args.bin} sha256:{h.file_id(args.bin)}")
+REBUILT = re.compile(r"rebuilt .*?files_changed=(\d+) .*?generation=(\d+) ms=([\d.]+)")
+
+
+def rebuilds(server, seen):
+    """(files_changed, ms) of the `rebuilt` log lines of SERVER past generation SEEN[0]."""
+    out = []
+    for files, gen, ms in REBUILT.findall(server.text()):
+        if int(gen) > seen[0]:
+            seen[0] = int(gen)
+            out.append((int(files), float(ms)))
+    return out
+
+
+def vm_hwm(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+
+
+def latency_run(rec, label, binary, spec, args, work, run):
+    """One server of BINARY on corpus SPEC: start-up to the first 200, single edits of a probe
+    post (change-to-visible, and the rebuild work the server logs for it), a burst of new
+    posts and their removal (until /healthz counts them), VmHWM at the end."""
+    posts, tags = spec
+    c = h.corpus(posts, tags)
+    case = f"{posts}/{tags}"
+    config = h.write_config(work / f"config-{label}.toml", c, watch__debounce_ms=args.debounce_ms)
     probe, tmp = c / "zz-latency-probe.md", c / ".zz-latency-probe.md.tmp"
+    burst = c / "zz-latency-burst"
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     def save(n):  # write + rename, as editors save
         tmp.write_text(f"---\ntitle: 'latency probe'\ndate: '{now}'\ntags: [bench]\n---\nedit {n}\n", encoding="utf-8")
         os.replace(tmp, probe)
 
+    shutil.rmtree(burst, ignore_errors=True)
     save(0)
+    h.warm(c)
     try:
-        with h.feedsmith_serve(args.bin, config, work) as s:
-            s.wait_up("/rss.xml", status=200)
-            conn = http.client.HTTPConnection(h.HOST, s.port, timeout=5)
+        with h.feedsmith_serve(binary, config, work) as s:
+            startup = s.wait_up("/rss.xml", status=200, timeout=1800)
+            rec.add(case, label, run, "startup", round(startup, 2), "s")
+            seen = [0]
+            rebuilds(s, seen)
+            conn = http.client.HTTPConnection(h.HOST, s.port, timeout=30)
             etag = lambda inm=None: h.get(s.port, "/rss.xml", {"If-None-Match": inm} if inm else {}, conn)[1].get("etag")
+            health = lambda: json.loads(h.get(s.port, "/healthz", None, conn)[2])
             current = etag()
             for n in range(1, args.edits + 1):
+                time.sleep(args.pause)
                 start = time.perf_counter()
                 save(n)
                 # Poll with If-None-Match (cheap 304s) until the ETag changes.
                 while (tag := etag(current)) == current and time.perf_counter() - start < args.timeout:
                     time.sleep(0.001)
                 if tag == current:
-                    h.log(f"edit {n}: no new ETag within {args.timeout} s")
-                    rec.add(f"debounce {args.debounce_ms} ms", "feedsmith serve", n, "timeout", 1)
-                else:
-                    rec.add(f"debounce {args.debounce_ms} ms", "feedsmith serve", n, "latency",
-                            round((time.perf_counter() - start) * 1000, 2), "ms")
+                    h.log(f"{label} {case} edit {n}: no new ETag within {args.timeout} s")
+                    rec.add(f"{case} edit", label, run, "timeout", 1)
+                    continue
+                seen_ms = round((time.perf_counter() - start) * 1000, 2)
+                done = rebuilds(s, seen)
+                rec.add(f"{case} edit", label, run, "latency", seen_ms, "ms", edit=n)
+                if done:
+                    rec.add(f"{case} edit", label, run, "work", round(sum(ms for _, ms in done), 2), "ms", edit=n)
                 current = tag
-                time.sleep(args.pause)
+            if args.burst:
+                base = health()["posts"]
+                for what, want in (("burst add", base + args.burst), ("burst remove", base)):
+                    time.sleep(2 * args.debounce_ms / 1000)
+                    rebuilds(s, seen)
+                    start = time.perf_counter()
+                    if what == "burst add":
+                        burst.mkdir()
+                        for i in range(args.burst):
+                            (burst / f"b{i:04d}.md").write_text(
+                                f"---\ntitle: 'burst {i}'\ndate: '{now}'\ntags: [bench, burst{i % 50}]\n---\nburst {i}\n",
+                                encoding="utf-8")
+                    else:
+                        shutil.rmtree(burst)
+                    written = time.perf_counter() - start
+                    while (got := health()["posts"]) != want and time.perf_counter() - start < args.timeout * 6:
+                        time.sleep(0.005)
+                    elapsed = time.perf_counter() - start
+                    if got != want:
+                        h.log(f"{label} {case} {what}: {got} posts, not {want}, after {elapsed:.1f} s")
+                        rec.add(f"{case} {what} {args.burst}", label, run, "timeout", 1)
+                        continue
+                    time.sleep(0.05)
+                    done = rebuilds(s, seen)
+                    rec.add(f"{case} {what} {args.burst}", label, run, "latency", round(elapsed * 1000, 1), "ms")
+                    rec.add(f"{case} {what} {args.burst}", label, run, "written", round(written * 1000, 1), "ms")
+                    rec.add(f"{case} {what} {args.burst}", label, run, "work", round(sum(ms for _, ms in done), 1), "ms")
+                    rec.add(f"{case} {what} {args.burst}", label, run, "rebuilds", len(done))
+                    h.log(f"{label} {case} {what}: visible in {elapsed * 1000:.0f} ms, {len(done)} rebuilds "
+                          f"{sum(ms for _, ms in done):.0f} ms of work")
+            rec.add(case, label, run, "hwm", round(vm_hwm(s.proc.pid), 1), "MiB")
     finally:
         probe.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        shutil.rmtree(burst, ignore_errors=True)
+
+
+def latency(args, work):
+    """Change-to-visible latency per corpus, this build and (with --baseline) an older one,
+    servers alternating (baseline first in odd runs)."""
+    specs = [corpus_spec(c) for c in args.corpora]
+    rec = h.Recorder("latency", debounce_ms=args.debounce_ms, edits=args.edits, burst=args.burst)
+    subjects = [("after", args.bin)] + ([("before", args.baseline)] if args.baseline else [])
+    for label, binary in subjects:
+        rec.env(f"binary_{label}", f"{binary} sha256:{h.file_id(binary)}")
+    for spec in specs:
+        for run in range(1, args.runs + 1):
+            order = subjects if run % 2 == 0 else subjects[::-1]
+            for label, binary in order:
+                h.log(f"{label} on {spec[0]}/{spec[1]}, run {run}")
+                latency_run(rec, label, binary, spec, args, work, run)
     rec.save()
 
 
@@ -445,12 +525,15 @@ def main():
                    help="the baseline is this build with [server] metrics = false (recorded as metrics-cost)")
     p.set_defaults(run=serve)
 
-    p = sub.add_parser("latency", help="save a probe post, poll /rss.xml until its ETag changes")
-    p.add_argument("--posts", type=int, default=10000)
-    p.add_argument("--tags", type=int, default=200)
+    p = sub.add_parser("latency", help="save a probe post, poll /rss.xml until its ETag changes; bursts")
+    p.add_argument("--corpora", nargs="*", default=["10000/200", "100000/2000"], help="POSTS/TAGS (default: %(default)s)")
     p.add_argument("--edits", type=int, default=100)
+    p.add_argument("--burst", type=int, default=1000, help="posts added at once, then removed (0: none)")
+    p.add_argument("--runs", type=int, default=1, help="servers per binary and corpus")
+    p.add_argument("--baseline", help="an older feedsmith binary, measured in the same runs (before/after)")
     p.add_argument("--debounce-ms", type=int, default=100)
-    p.add_argument("--pause", type=float, default=0.05, help="seconds between a visible edit and the next save")
+    p.add_argument("--pause", type=float, default=0.3,
+                   help="seconds between a visible edit and the next save (over two debounce periods: an isolated edit)")
     p.add_argument("--timeout", type=float, default=10.0, help="max seconds per edit")
     p.set_defaults(run=latency)
 

@@ -1,10 +1,13 @@
 //! The one build function shared by `serve` and `export`: plan every feed, split it into its
-//! documents (the subscription document and its archive pages), reuse the files of
-//! documents whose inputs did not change, ask `content` for the bodies of the entries the
-//! others show in full, render them in every format, render the pages for people (`pages`),
-//! and describe each file once (`Rendered`).
+//! documents (the subscription document and its archive pages), keep the files of documents
+//! whose inputs did not change, ask `content` for the bodies of the entries the others show
+//! in full, render them in every format, render the pages for people (`pages`), and describe
+//! each file once (`Rendered`). A build after a previous snapshot starts from its files (a
+//! persistent map: copying it costs nothing) and puts in what changed, so that a rebuild
+//! after one edit costs the documents that edit touches.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset};
@@ -12,12 +15,12 @@ use rayon::prelude::*;
 
 use crate::config::Config;
 use crate::content::{self, Loaded};
-use crate::error::{Error, Problem};
+use crate::error::{Error, PostError, Problem};
 use crate::feed::{self, Feed, Plan};
 use crate::pages;
 use crate::post::Post;
 use crate::render::{self, Format};
-use crate::snapshot::{Caching, FeedInputs, Rendered, Snapshot};
+use crate::snapshot::{Caching, Document, FeedInputs, Files, Inputs, Rendered, Snapshot};
 
 /// Receives each file a build renders, with its identity body, as soon as it is ready (on
 /// the build's thread pool): export writes files this way, without keeping identity bodies
@@ -46,48 +49,93 @@ pub fn build_with(
     generation: u64,
     sink: Option<Sink<'_>>,
 ) -> Result<Snapshot, Error> {
+    let plan = feed::plan(config, &loaded.posts, now);
+    let (snapshot, _) = build_plan(config, plan, &loaded.errors, previous, generation, sink)?;
+    Ok(snapshot)
+}
+
+/// The files a build put in that are new or not the very same `Rendered` as before (a file
+/// with the same bytes is), each with the one it replaces; and how many paths it removed.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub written: Vec<(Arc<Rendered>, Option<Arc<Rendered>>)>,
+    pub removed: usize,
+}
+
+/// The files of a snapshot being built, and what changed since the previous one.
+struct Output {
+    files: Files,
+    changes: Changes,
+}
+
+impl Output {
+    fn put(&mut self, path: String, file: Arc<Rendered>) {
+        match self.files.insert(path, file.clone()) {
+            Some(old) if Arc::ptr_eq(&old, &file) => {}
+            old => self.changes.written.push((file, old)),
+        }
+    }
+
+    fn remove(&mut self, path: &str) {
+        if self.files.remove(path).is_some() {
+            self.changes.removed += 1;
+        }
+    }
+}
+
+/// [`build_with`] from a plan made already (by `feed::plan` or a `planner::Planner`), with
+/// the files that are currently bad (`errors`, reported as problems); and what changed since
+/// `previous`.
+pub fn build_plan(
+    config: &Config,
+    plan: Plan,
+    errors: &[PostError],
+    previous: Option<&Snapshot>,
+    generation: u64,
+    sink: Option<Sink<'_>>,
+) -> Result<(Snapshot, Changes), Error> {
     let emit = |path: &str, file: &Rendered, body: &[u8]| match sink {
         Some(sink) => sink(path, file, body),
         None => Ok(()),
     };
-    let plan = feed::plan(config, &loaded.posts, now);
-    let pages = archive_pages(config, &plan);
-    let documents: Vec<&Feed> = plan.feeds.iter().chain(&pages).collect();
-    let (mut files, jobs) = keep_unchanged(&documents, previous);
+    let mut out = Output {
+        files: previous.map(|p| p.files.clone()).unwrap_or_default(),
+        changes: Changes::default(),
+    };
+    let mut inputs = previous.map(|p| p.inputs.clone()).unwrap_or_default();
+    let (partial, jobs) = keep_unchanged(&plan, previous, &mut out, &mut inputs);
     content::ensure_bodies(config, &entries_of(config, &jobs));
-    files.extend(render_feeds(config, &jobs, previous, &emit)?);
-    files.extend(render_site_files(config, &plan, previous, &emit)?);
-    let (pages, memo) = render_pages(config, &plan, previous, &emit)?;
-    files.extend(pages);
-    let mut problems: Vec<Problem> = loaded.errors.iter().cloned().map(Problem::Post).collect();
+    let mut rendered = render_feeds(config, &jobs, previous, &emit)?.into_iter();
+    for (feed, mut documents) in partial {
+        for document in documents.iter_mut().filter(|d| d.is_none()) {
+            *document = rendered.next();
+        }
+        let documents: Vec<Document> = documents.into_iter().flatten().collect();
+        for (path, file) in documents.iter().flat_map(|d| &d.files) {
+            out.put(path.clone(), file.clone());
+        }
+        let shows_content = render::shows_content(config, feed);
+        inputs.insert(
+            feed.dir.clone(),
+            Arc::new(FeedInputs::new(feed.clone(), shows_content, documents)),
+        );
+    }
+    let site_key = render_site_files(config, &plan, previous, &mut out, &emit)?;
+    let memo = render_pages(config, &plan, previous, &mut out, &emit)?;
+    let mut problems: Vec<Problem> = errors.iter().cloned().map(Problem::Post).collect();
     problems.extend(plan.problems);
-    let inputs = documents
-        .iter()
-        .map(|f| {
-            let shows_content = render::shows_content(config, f);
-            (FeedInputs::key(f), FeedInputs::of(f, shows_content))
-        })
-        .collect();
-    Ok(Snapshot {
+    let snapshot = Snapshot {
         generation,
-        files,
+        files: out.files,
         posts: plan.visible,
         feeds: plan.feeds.len(),
         problems,
         next_due: plan.next_due,
         inputs,
+        site_key,
         pages: memo,
-    })
-}
-
-type Files = HashMap<String, Arc<Rendered>>;
-
-/// Every archive page of every feed (none without `feed.archives`).
-fn archive_pages(config: &Config, plan: &Plan) -> Vec<Feed> {
-    plan.feeds
-        .iter()
-        .flat_map(|feed| feed.archive_pages(config.feed.archive_size))
-        .collect()
+    };
+    Ok((snapshot, out.changes))
 }
 
 /// Path of a document's file in `format` (`tags/x/rss.xml`, `tags/x/archive/3.rss.xml`).
@@ -95,42 +143,81 @@ fn path_of(feed: &Feed, format: Format) -> String {
     format!("{}{}", feed.dir, format.page_file_name(feed.page.number))
 }
 
-/// The files of documents whose inputs are unchanged since `previous` (kept without
-/// rendering), and the documents to render.
+/// A feed with some documents to render: its documents in order, those kept filled in.
+type Partial<'p> = (&'p Arc<Feed>, Vec<Option<Document>>);
+
+/// Sorts the planned feeds' documents into kept and to render. A feed that is the very same
+/// planned `Arc` as last time keeps its inputs and files whole; of any other, each document
+/// whose inputs did not change keeps its files (`FeedInputs::keeps`). The files of documents
+/// and feeds that are gone are removed from `out`, and their inputs from `inputs`. Returns
+/// the feeds with documents to render and those documents, in the same order.
 fn keep_unchanged<'p>(
-    documents: &[&'p Feed],
+    plan: &'p Plan,
     previous: Option<&Snapshot>,
-) -> (Files, Vec<&'p Feed>) {
-    let mut files: Files = HashMap::with_capacity(documents.len() * 3 + 2);
-    let unchanged = |feed: &Feed| -> Option<Vec<(String, Arc<Rendered>)>> {
-        let previous = previous?;
-        if !previous.inputs.get(&FeedInputs::key(feed))?.same_as(feed) {
-            return None;
+    out: &mut Output,
+    inputs: &mut Inputs,
+) -> (Vec<Partial<'p>>, Vec<Cow<'p, Feed>>) {
+    let mut partial = Vec::new();
+    let mut jobs = Vec::new();
+    let mut found = 0;
+    for feed in &plan.feeds {
+        let old = previous.and_then(|p| p.inputs.get(&feed.dir));
+        found += usize::from(old.is_some());
+        if let Some(old) = old
+            && Arc::ptr_eq(old.feed(), feed)
+            && old.complete()
+        {
+            continue;
         }
-        Format::ALL
-            .iter()
-            .map(|f| {
-                let path = path_of(feed, *f);
-                previous.files.get(&path).map(|file| (path, file.clone()))
+        let count = feed.page.of + 1;
+        let documents: Vec<Option<Document>> = (0..count)
+            .map(|number| {
+                let kept = old.and_then(|old| old.keeps(feed, number)).cloned();
+                if kept.is_none() {
+                    jobs.push(match number {
+                        0 => Cow::Borrowed(&**feed),
+                        n => Cow::Owned(feed.archive_page(n)),
+                    });
+                }
+                kept
             })
-            .collect()
-    };
-    let jobs = documents
-        .iter()
-        .copied()
-        .filter(|feed| match unchanged(feed) {
-            Some(kept) => {
-                files.extend(kept);
-                false
+            .collect();
+        // Pages the feed no longer has.
+        for (path, _) in old
+            .iter()
+            .flat_map(|old| old.documents().iter().skip(count))
+            .flat_map(|d| &d.files)
+        {
+            out.remove(path);
+        }
+        partial.push((feed, documents));
+    }
+    if let Some(previous) = previous
+        && found < previous.inputs.len()
+    {
+        // Some feeds are gone, and their pages for people with them.
+        let planned: HashSet<&str> = plan.feeds.iter().map(|f| f.dir.as_str()).collect();
+        let gone: Vec<&String> = previous
+            .inputs
+            .keys()
+            .filter(|dir| !planned.contains(dir.as_str()))
+            .collect();
+        for dir in gone {
+            if let Some(old) = inputs.remove(dir) {
+                for (path, _) in old.files() {
+                    out.remove(path);
+                }
             }
-            None => true,
-        })
-        .collect();
-    (files, jobs)
+            if !dir.is_empty() {
+                out.remove(&format!("{dir}{}", render::INDEX_PATH));
+            }
+        }
+    }
+    (partial, jobs)
 }
 
 /// Every post some document of `jobs` shows with content, once.
-fn entries_of<'a>(config: &Config, jobs: &[&'a Feed]) -> Vec<&'a Arc<Post>> {
+fn entries_of<'a>(config: &Config, jobs: &'a [Cow<'_, Feed>]) -> Vec<&'a Arc<Post>> {
     let mut seen: HashSet<*const Post> = HashSet::new();
     jobs.iter()
         .filter(|feed| render::shows_content(config, feed))
@@ -155,16 +242,16 @@ fn reuse(
     .then(|| old.clone())
 }
 
-/// Renders `jobs` in every format, in parallel: one job per document, its entries' HTML
+/// Renders the documents of `jobs` in every format, in parallel (the formats of a document
+/// too: a rebuild after one edit renders a few documents), each document's entries' HTML
 /// decompressed once for the three formats. Closed archive pages are cached as archives.
 fn render_feeds(
     config: &Config,
-    jobs: &[&Feed],
+    jobs: &[Cow<'_, Feed>],
     previous: Option<&Snapshot>,
     emit: Sink<'_>,
-) -> Result<Vec<(String, Arc<Rendered>)>, Error> {
-    let rendered: Vec<Vec<(String, Arc<Rendered>)>> = jobs
-        .par_iter()
+) -> Result<Vec<Document>, Error> {
+    jobs.par_iter()
         .map(|feed| {
             let texts = render::texts(config, feed);
             let caching = if feed.page.is_closed() {
@@ -172,8 +259,8 @@ fn render_feeds(
             } else {
                 Caching::Current
             };
-            Format::ALL
-                .iter()
+            let files = Format::ALL
+                .par_iter()
                 .map(|format| {
                     let path = path_of(feed, *format);
                     let body = render::render_with(config, feed, *format, &texts)?;
@@ -192,38 +279,59 @@ fn render_feeds(
                     emit(&path, &file, &body)?;
                     Ok((path, file))
                 })
-                .collect()
+                .collect::<Result<_, Error>>()?;
+            let complete = !render::shows_content(config, feed)
+                || feed.entries.iter().all(|p| p.body.get().is_some());
+            Ok(Document { files, complete })
         })
-        .collect::<Result<_, Error>>()?;
-    Ok(rendered.into_iter().flatten().collect())
+        .collect()
 }
 
-/// The OPML list, dated by the newest feed.
+/// The OPML list, dated by the newest feed; returns the key of what it is made of
+/// (`Snapshot::site_key`): while that is unchanged, it is kept without rendering.
 fn render_site_files(
     config: &Config,
     plan: &Plan,
     previous: Option<&Snapshot>,
+    out: &mut Output,
     emit: Sink<'_>,
-) -> Result<Vec<(String, Arc<Rendered>)>, Error> {
+) -> Result<u64, Error> {
     let newest = plan
         .feeds
         .iter()
         .map(|f| f.updated)
         .max()
         .unwrap_or(DateTime::UNIX_EPOCH.fixed_offset());
-    [(
-        render::OPML_PATH,
-        render::OPML_CONTENT_TYPE,
-        render::opml(config, &plan.feeds),
-    )]
-    .into_iter()
-    .map(|(path, content_type, body)| {
-        let file = reuse(previous, path, &body, Caching::Current)
-            .unwrap_or_else(|| Arc::new(Rendered::new(content_type, &body, newest, config)));
-        emit(path, &file, &body)?;
-        Ok((path.to_string(), file))
-    })
-    .collect()
+    let key = site_key(plan, newest);
+    if previous.is_some_and(|p| p.site_key == key && p.files.contains_key(render::OPML_PATH)) {
+        return Ok(key);
+    }
+    let body = render::opml(config, &plan.feeds);
+    let file = reuse(previous, render::OPML_PATH, &body, Caching::Current)
+        // Dated by the newest feed.
+        .filter(|old| old.last_modified_is(newest))
+        .unwrap_or_else(|| {
+            Arc::new(Rendered::new(
+                render::OPML_CONTENT_TYPE,
+                &body,
+                newest,
+                config,
+            ))
+        });
+    emit(render::OPML_PATH, &file, &body)?;
+    out.put(render::OPML_PATH.to_string(), file);
+    Ok(key)
+}
+
+/// A hash of everything the OPML list shows: each feed's listing (`Feed::listing`) and the
+/// newest feed's date.
+fn site_key(plan: &Plan, newest: DateTime<FixedOffset>) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(newest.to_rfc3339().as_bytes());
+    for feed in &plan.feeds {
+        h.update(&feed.listing.to_le_bytes());
+    }
+    h.digest()
 }
 
 /// The pages for people (`pages`): the directory and a preview page per feed, in parallel;
@@ -232,19 +340,15 @@ fn render_pages(
     config: &Config,
     plan: &Plan,
     previous: Option<&Snapshot>,
+    out: &mut Output,
     emit: Sink<'_>,
-) -> Result<(Files, pages::Memo), Error> {
+) -> Result<pages::Memo, Error> {
     let site = pages::Site::new(config, &plan.feeds);
     let (jobs, memo) = site.jobs(previous.map(|p| &p.pages));
-    let files = jobs
+    let rendered: Vec<(String, Arc<Rendered>)> = jobs
         .par_iter()
+        .filter(|job| !(job.unchanged && previous.is_some_and(|p| p.files.contains_key(&job.path))))
         .map(|job| {
-            let kept = previous
-                .filter(|_| job.unchanged)
-                .and_then(|p| p.files.get(&job.path));
-            if let Some(file) = kept {
-                return Ok((job.path.clone(), file.clone()));
-            }
             let body = site.render(job);
             let file = reuse(previous, &job.path, &body, Caching::Current).unwrap_or_else(|| {
                 Arc::new(Rendered::new(
@@ -258,7 +362,10 @@ fn render_pages(
             Ok((job.path.clone(), file))
         })
         .collect::<Result<_, Error>>()?;
-    Ok((files, memo))
+    for (path, file) in rendered {
+        out.put(path, file);
+    }
+    Ok(site.finish(memo))
 }
 
 #[cfg(test)]
@@ -297,10 +404,19 @@ mod tests {
     fn rerendered(config: &Config, loaded: &Loaded, previous: &Snapshot) -> Vec<String> {
         let now = chrono::Utc::now().fixed_offset();
         let plan = feed::plan(config, &loaded.posts, now);
-        let pages = archive_pages(config, &plan);
-        let documents: Vec<&Feed> = plan.feeds.iter().chain(&pages).collect();
-        let (_, jobs) = keep_unchanged(&documents, Some(previous));
-        let mut keys: Vec<String> = jobs.into_iter().map(FeedInputs::key).collect();
+        let mut out = Output {
+            files: previous.files.clone(),
+            changes: Changes::default(),
+        };
+        let mut inputs = previous.inputs.clone();
+        let (_, jobs) = keep_unchanged(&plan, Some(previous), &mut out, &mut inputs);
+        let mut keys: Vec<String> = jobs
+            .iter()
+            .map(|feed| match feed.page.number {
+                0 => feed.dir.clone(),
+                n => format!("{}{}{n}", feed.dir, render::ARCHIVE_DIR),
+            })
+            .collect();
         keys.sort();
         keys
     }

@@ -359,13 +359,66 @@ struct Entry {
 }
 
 /// Parsed posts of one content directory, refreshed incrementally.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Cache {
     entries: BTreeMap<PathBuf, Entry>,
     /// Entries the last full walk could not read.
     walk_errors: Vec<PostError>,
     /// Symlinks the last full walk did not follow.
     walk_warnings: Vec<PostWarning>,
+    /// Since the last `take_delta`: each path whose post changed, with its post before.
+    changed: BTreeMap<PathBuf, Option<Arc<Post>>>,
+    /// Since the last `take_delta`: every file was read again (a start, reload or rescan), so
+    /// the next plan starts over.
+    everything: bool,
+    /// How many posts claim each id and each URL (by hash), to tell whether a change can
+    /// make or unmake a duplicate.
+    claims: HashMap<u64, u32>,
+    /// Claims held by more than one post (a hash collision only costs a full plan).
+    shared_claims: usize,
+    /// `shared_claims` was 0 at the last `take_delta`.
+    was_clean: bool,
+    /// Paths whose latest version does not parse.
+    broken: std::collections::BTreeSet<PathBuf>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            entries: BTreeMap::new(),
+            walk_errors: Vec::new(),
+            walk_warnings: Vec::new(),
+            changed: BTreeMap::new(),
+            everything: true,
+            claims: HashMap::new(),
+            shared_claims: 0,
+            was_clean: false,
+            broken: std::collections::BTreeSet::new(),
+        }
+    }
+}
+
+/// One changed file's post before and after (`None`: it had or has no good post).
+pub type Change = (Option<Arc<Post>>, Option<Arc<Post>>);
+
+/// The posts that changed since the last `Cache::take_delta`, for incremental planning.
+#[derive(Debug, Default)]
+pub struct Delta {
+    /// `(before, after)` per changed file: `None` when it had or has no good post.
+    pub changed: Vec<Change>,
+    /// Files that are currently bad, as `Loaded::errors` lists them.
+    pub errors: Vec<PostError>,
+}
+
+/// The hashes under which a post claims its id and its URL.
+fn claim_keys(post: &Post) -> [u64; 2] {
+    let key = |kind: &[u8], value: &str| {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(kind);
+        h.update(value.as_bytes());
+        h.digest()
+    };
+    [key(b"id:", &post.id), key(b"url:", &post.url)]
 }
 
 /// What one refresh did.
@@ -402,10 +455,18 @@ impl Cache {
         } = discover(config, &config.content.dir)?;
         self.walk_errors = errors;
         self.walk_warnings = warnings;
-        let before = self.entries.len();
         let keep: std::collections::HashSet<&PathBuf> = files.iter().collect();
-        self.entries.retain(|p, _| keep.contains(p));
-        let removed = before - self.entries.len();
+        let gone: Vec<PathBuf> = self
+            .entries
+            .keys()
+            .filter(|p| !keep.contains(p))
+            .cloned()
+            .collect();
+        let removed = gone.len();
+        for p in gone {
+            self.set(p, None);
+        }
+        self.everything = true;
         let (parsed, gone) = self.update(config, &files, trust);
         Ok(Refresh {
             parsed,
@@ -451,7 +512,7 @@ impl Cache {
                         found.iter().map(|p| rel.join(p)).collect();
                     for p in known {
                         if !present.contains(&p) {
-                            self.entries.remove(&p);
+                            self.set(p, None);
                             removed += 1;
                         }
                     }
@@ -463,7 +524,7 @@ impl Cache {
                     let gone: Vec<PathBuf> = under(&self.entries, rel).cloned().collect();
                     removed += gone.len();
                     for p in gone {
-                        self.entries.remove(&p);
+                        self.set(p, None);
                     }
                 }
             }
@@ -531,7 +592,8 @@ impl Cache {
                     continue;
                 }
                 Outcome::Gone => {
-                    gone += usize::from(self.entries.remove(&rel).is_some());
+                    gone += usize::from(self.entries.contains_key(&rel));
+                    self.set(rel, None);
                     continue;
                 }
                 Outcome::Parsed(result) => result,
@@ -552,9 +614,85 @@ impl Cache {
                     error: Some(error),
                 },
             };
-            self.entries.insert(rel, entry);
+            self.set(rel, Some(entry));
         }
         (parsed, gone)
+    }
+
+    /// Puts `entry` at `rel` (`None`: forgets it), keeping the change log, the claims and
+    /// the broken paths up to date.
+    fn set(&mut self, rel: PathBuf, entry: Option<Entry>) {
+        if entry.as_ref().is_some_and(|e| e.error.is_some()) {
+            self.broken.insert(rel.clone());
+        } else {
+            self.broken.remove(&rel);
+        }
+        let new = entry.as_ref().and_then(|e| e.post.clone());
+        let old = match entry {
+            Some(entry) => self.entries.insert(rel.clone(), entry),
+            None => self.entries.remove(&rel),
+        }
+        .and_then(|e| e.post);
+        let same = match (&old, &new) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        for key in old.iter().flat_map(|p| claim_keys(p)) {
+            if let Some(n) = self.claims.get_mut(&key) {
+                *n -= 1;
+                if *n == 1 {
+                    self.shared_claims -= 1;
+                }
+                if *n == 0 {
+                    self.claims.remove(&key);
+                }
+            }
+        }
+        for key in new.iter().flat_map(|p| claim_keys(p)) {
+            let n = self.claims.entry(key).or_default();
+            *n += 1;
+            if *n == 2 {
+                self.shared_claims += 1;
+            }
+        }
+        self.changed.entry(rel).or_insert(old);
+    }
+
+    /// The posts changed since the last call, or `None` when planning must start over from
+    /// `loaded()`: after the first read or a full one (`refresh_all`), or while some posts
+    /// share an id or URL (which of them is kept depends on every other).
+    pub fn take_delta(&mut self) -> Option<Delta> {
+        let changed = std::mem::take(&mut self.changed);
+        let clean = self.shared_claims == 0;
+        let incremental = !self.everything && self.was_clean && clean;
+        self.everything = false;
+        self.was_clean = clean;
+        if !incremental {
+            return None;
+        }
+        let changed = changed
+            .into_iter()
+            .map(|(rel, before)| {
+                let after = self.entries.get(&rel).and_then(|e| e.post.clone());
+                (before, after)
+            })
+            .filter(|(before, after)| match (before, after) {
+                (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+                (None, None) => false,
+                _ => true,
+            })
+            .collect();
+        let mut errors = self.walk_errors.clone();
+        errors.extend(
+            self.broken
+                .iter()
+                .filter_map(|p| self.entries.get(p)?.error.clone()),
+        );
+        Some(Delta { changed, errors })
     }
 
     /// Drops the rendered bodies of the posts not in `shown` (they are rendered again from
@@ -564,6 +702,13 @@ impl Cache {
             if !shown.contains(&Arc::as_ptr(post)) {
                 post.body.clear();
             }
+        }
+    }
+
+    /// Drops the rendered bodies of `posts`, which no feed shows any more.
+    pub fn release_bodies_of(&self, posts: &[&Arc<Post>]) {
+        for post in posts {
+            post.body.clear();
         }
     }
 

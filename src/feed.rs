@@ -59,6 +59,10 @@ impl Page {
     }
 }
 
+/// The entries of one archive page, newest first. Shared between plans: a page whose
+/// entries did not change is the very same `Chunk` (see `planner`).
+pub type Chunk = Arc<[Arc<Post>]>;
+
 /// One document of a feed (its subscription document or one archive page), independent of
 /// format.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,25 +88,29 @@ pub struct Feed {
     /// Number of visible posts the feed collects (the subscription document holds the newest
     /// `limit`, its archive pages the rest).
     pub total: usize,
-    /// The feed's entries older than `entries`, newest first, which its archive pages hold
-    /// (empty without `feed.archives`, and on archive pages).
-    pub archived: Vec<Arc<Post>>,
+    /// The entries of the feed's archive pages, page 1 (the oldest) first, each `archive_size`
+    /// entries but the newest (empty without `feed.archives`, and on archive pages).
+    pub archive: Vec<Chunk>,
     /// Which document of the feed this is.
     pub page: Page,
     /// Newest `updated` of the entries (the Unix epoch for an empty feed).
     pub updated: DateTime<FixedOffset>,
+    /// A hash of what the OPML list and the index show of this feed (kind, names, URLs,
+    /// language), so that a build tells cheaply whether they change.
+    pub listing: u64,
 }
 
 impl Feed {
     /// Archive page `number` (1 holds the oldest entries; at most `page.of`) of this
-    /// subscription document: `size` entries at most, newest first, counted from the oldest
-    /// archived entry, so that only the newest page is ever partial.
-    pub fn archive_page(&self, number: usize, size: usize) -> Feed {
-        let total = self.archived.len();
-        let end = total.saturating_sub(number.saturating_sub(1).saturating_mul(size));
-        let start = total.saturating_sub(number.saturating_mul(size));
-        let entries = self.archived[start..end].to_vec();
+    /// subscription document.
+    pub fn archive_page(&self, number: usize) -> Feed {
+        let entries = number
+            .checked_sub(1)
+            .and_then(|i| self.archive.get(i))
+            .map(|chunk| chunk.to_vec())
+            .unwrap_or_default();
         Feed {
+            listing: self.listing,
             kind: self.kind,
             name: self.name.clone(),
             language: self.language.clone(),
@@ -115,7 +123,7 @@ impl Feed {
             updated: newest(&entries),
             entries,
             total: self.total,
-            archived: Vec::new(),
+            archive: Vec::new(),
             page: Page {
                 number,
                 of: self.page.of,
@@ -124,9 +132,17 @@ impl Feed {
     }
 
     /// Every archive page of this subscription document, oldest first.
-    pub fn archive_pages(&self, size: usize) -> impl Iterator<Item = Feed> + '_ {
-        (1..=self.page.of).map(move |n| self.archive_page(n, size))
+    pub fn archive_pages(&self) -> impl Iterator<Item = Feed> + '_ {
+        (1..=self.page.of).map(move |n| self.archive_page(n))
     }
+}
+
+/// Splits `archived` (newest first) into archive pages of `size` entries, counted from the
+/// oldest entry, so that only the newest page is ever partial: page 1 (the oldest) first.
+pub(crate) fn chunks(archived: &[Arc<Post>], size: usize) -> Vec<Chunk> {
+    let size = size.max(1);
+    // `rchunks` cuts from the oldest end; each chunk is newest first already.
+    archived.rchunks(size).map(Chunk::from).collect()
 }
 
 /// Newest `updated` of `entries` (the Unix epoch when there are none).
@@ -142,7 +158,8 @@ fn newest(entries: &[Arc<Post>]) -> DateTime<FixedOffset> {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     /// Global feeds first, then tags, then categories; each group ordered by directory.
-    pub feeds: Vec<Feed>,
+    /// Shared: an incremental plan (`planner`) hands on the feeds that did not change.
+    pub feeds: Vec<Arc<Feed>>,
     /// Slug collisions and empty slugs, reported (the feeds still exist).
     pub problems: Vec<Problem>,
     /// The earliest publication time of a scheduled (future, non-draft) post.
@@ -197,17 +214,19 @@ struct Group {
     spellings: BTreeMap<String, usize>,
     entries: Vec<Arc<Post>>,
     total: usize,
+    /// Address of the last post counted (posts come in order: one naming the group twice
+    /// comes twice in a row).
+    last: usize,
 }
 
-impl Group {
-    fn display(&self) -> String {
-        // Most used spelling; ties go to the smallest string (deterministic).
-        self.spellings
-            .iter()
-            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-            .map(|(s, _)| s.clone())
-            .unwrap_or_default()
-    }
+/// The displayed name of a group: its most used spelling; ties go to the smallest string
+/// (deterministic).
+pub(crate) fn display(spellings: &BTreeMap<String, usize>) -> String {
+    spellings
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+        .map(|(s, _)| s.clone())
+        .unwrap_or_default()
 }
 
 /// Plans every feed of the site from its posts.
@@ -255,13 +274,13 @@ pub fn plan(config: &Config, posts: &[Arc<Post>], now: DateTime<FixedOffset>) ->
             prefix: &prefix,
             multilingual,
         };
-        plan.feeds.push(ctx.feed(
+        plan.feeds.push(Arc::new(ctx.feed(
             FeedKind::Global,
             "",
             String::new(),
             posts.iter().take(ctx.kept()).cloned().collect(),
             posts.len(),
-        ));
+        )));
         if config.feed.tags {
             tag_feeds.extend(ctx.grouped(FeedKind::Tag, posts, |p| &p.tags, &mut plan.problems));
         }
@@ -274,16 +293,16 @@ pub fn plan(config: &Config, posts: &[Arc<Post>], now: DateTime<FixedOffset>) ->
             ));
         }
     }
-    plan.feeds.extend(tag_feeds);
-    plan.feeds.extend(category_feeds);
+    plan.feeds.extend(tag_feeds.into_iter().map(Arc::new));
+    plan.feeds.extend(category_feeds.into_iter().map(Arc::new));
     plan
 }
 
-struct Ctx<'a> {
-    config: &'a Config,
-    lang: &'a str,
-    prefix: &'a str,
-    multilingual: bool,
+pub(crate) struct Ctx<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) lang: &'a str,
+    pub(crate) prefix: &'a str,
+    pub(crate) multilingual: bool,
 }
 
 impl Ctx<'_> {
@@ -296,6 +315,7 @@ impl Ctx<'_> {
         }
     }
 
+    /// The feeds of the groups of `posts` (newest first) by `names`, ordered by key.
     fn grouped(
         &self,
         kind: FeedKind,
@@ -309,6 +329,11 @@ impl Ctx<'_> {
             for name in names(post) {
                 let group = groups.entry(name.to_lowercase()).or_default();
                 *group.spellings.entry(name.clone()).or_default() += 1;
+                // Once per post, even when it names the group in two spellings.
+                if group.last == Arc::as_ptr(post) as usize {
+                    continue;
+                }
+                group.last = Arc::as_ptr(post) as usize;
                 group.total += 1;
                 if group.entries.len() < limit {
                     group.entries.push(post.clone());
@@ -317,51 +342,23 @@ impl Ctx<'_> {
         }
         let mut keys: Vec<(String, Group)> = groups.into_iter().collect();
         keys.sort_by(|a, b| a.0.cmp(&b.0));
-        let what = match kind {
-            FeedKind::Category => "category",
-            _ => "tag",
-        };
-        let mut taken: HashMap<String, String> = HashMap::new();
-        let mut feeds = Vec::with_capacity(keys.len());
-        for (key, group) in keys {
-            let display = group.display();
-            let mut slug = slugify(&display);
-            if slug.is_empty() {
-                let fallback = format!(
-                    "{what}-{:08x}",
-                    xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32
-                );
-                problems.push(Problem::EmptySlug {
-                    what,
-                    name: display.clone(),
-                    slug: fallback.clone(),
-                });
-                slug = fallback;
-            }
-            if let Some(other) = taken.get(&slug) {
-                let base = slug.clone();
-                let mut n = 2;
-                while taken.contains_key(&format!("{base}-{n}")) {
-                    n += 1;
-                }
-                slug = format!("{base}-{n}");
-                problems.push(Problem::SlugCollision {
-                    what,
-                    name: display.clone(),
-                    base,
-                    other: other.clone(),
-                    slug: slug.clone(),
-                });
-            }
-            taken.insert(slug.clone(), display.clone());
-            feeds.push(self.feed(kind, &slug, display, group.entries, group.total));
-        }
-        feeds
+        let named: Vec<(String, String)> = keys
+            .iter()
+            .map(|(key, group)| (key.clone(), display(&group.spellings)))
+            .collect();
+        let slugs = assign_slugs(kind, &named, problems);
+        keys.into_iter()
+            .zip(named)
+            .zip(slugs)
+            .map(|(((_, group), (_, display)), slug)| {
+                self.feed(kind, &slug, display, group.entries, group.total)
+            })
+            .collect()
     }
 
-    /// The subscription document of a feed of `entries` (all of them with archives, newest
-    /// first; else the newest `feed.limit`) out of `total`: its newest `feed.limit`, the rest
-    /// archived.
+    /// The subscription document of the feed of `kind` at `slug` (empty for the global
+    /// feed) of `entries` (all of them with archives, newest first; else the newest
+    /// `feed.limit`) out of `total`: its newest `feed.limit`, the rest archived.
     fn feed(
         &self,
         kind: FeedKind,
@@ -370,12 +367,24 @@ impl Ctx<'_> {
         mut entries: Vec<Arc<Post>>,
         total: usize,
     ) -> Feed {
-        let site = &self.config.site;
         let archived = entries.split_off(entries.len().min(self.config.feed.limit));
-        let page = Page {
-            number: 0,
-            of: archived.len().div_ceil(self.config.feed.archive_size),
-        };
+        let archive = chunks(&archived, self.config.feed.archive_size);
+        self.feed_with(kind, slug, name, entries, archive, total)
+    }
+
+    /// The subscription document of the feed of `kind` at `slug` (empty for the global feed)
+    /// showing `entries` (the newest `feed.limit`) of the `total` posts it collects, the rest
+    /// on the `archive` pages.
+    pub(crate) fn feed_with(
+        &self,
+        kind: FeedKind,
+        slug: &str,
+        name: String,
+        entries: Vec<Arc<Post>>,
+        archive: Vec<Chunk>,
+        total: usize,
+    ) -> Feed {
+        let site = &self.config.site;
         let dir = format!(
             "{}{}{}",
             self.prefix,
@@ -416,7 +425,17 @@ impl Ctx<'_> {
             ),
         };
         let updated = newest(&entries);
+        let listing = {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(&[kind as u8]);
+            for field in [&name, &title, &dir_url, &home_url, self.lang] {
+                h.update(&(field.len() as u64).to_le_bytes());
+                h.update(field.as_bytes());
+            }
+            h.digest()
+        };
         Feed {
+            listing,
             kind,
             name,
             language: self.lang.to_string(),
@@ -428,11 +447,63 @@ impl Ctx<'_> {
             home_url,
             entries,
             total,
-            archived,
-            page,
+            page: Page {
+                number: 0,
+                of: archive.len(),
+            },
+            archive,
             updated,
         }
     }
+}
+
+/// The slug of each group of `kind`, given as `(key, display)` in key order: the display
+/// name slugified, a hash of the key when that is empty, `-2`, `-3`... on a collision with an
+/// earlier group (reported in `problems`).
+pub(crate) fn assign_slugs(
+    kind: FeedKind,
+    groups: &[(String, String)],
+    problems: &mut Vec<Problem>,
+) -> Vec<String> {
+    let what = match kind {
+        FeedKind::Category => "category",
+        _ => "tag",
+    };
+    let mut taken: HashMap<String, String> = HashMap::with_capacity(groups.len());
+    let mut slugs = Vec::with_capacity(groups.len());
+    for (key, display) in groups {
+        let mut slug = slugify(display);
+        if slug.is_empty() {
+            let fallback = format!(
+                "{what}-{:08x}",
+                xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32
+            );
+            problems.push(Problem::EmptySlug {
+                what,
+                name: display.clone(),
+                slug: fallback.clone(),
+            });
+            slug = fallback;
+        }
+        if let Some(other) = taken.get(&slug) {
+            let base = slug.clone();
+            let mut n = 2;
+            while taken.contains_key(&format!("{base}-{n}")) {
+                n += 1;
+            }
+            slug = format!("{base}-{n}");
+            problems.push(Problem::SlugCollision {
+                what,
+                name: display.clone(),
+                base,
+                other: other.clone(),
+                slug: slug.clone(),
+            });
+        }
+        taken.insert(slug.clone(), display.clone());
+        slugs.push(slug);
+    }
+    slugs
 }
 
 #[cfg(test)]
@@ -462,7 +533,7 @@ mod tests {
                 .map(|p| p.title.clone())
                 .collect::<Vec<_>>()
         };
-        let pages: Vec<Feed> = feed.archive_pages(config.feed.archive_size).collect();
+        let pages: Vec<Feed> = feed.archive_pages().collect();
         for (i, page) in pages.iter().enumerate() {
             assert_eq!(
                 page.page,

@@ -5,8 +5,10 @@
 //! # Data flow
 //! ```text
 //! content/**.md --content::Cache (load front matter and summary in parallel)--> posts
-//!   (+ PostErrors) --feed::plan--> feeds, each a subscription document and RFC 5005
-//!   archive pages --content::ensure_bodies (posts shown in full only: Markdown -> HTML
+//!   (+ PostErrors) --feed::plan (serving: planner::Planner, from the posts changed since
+//!     the last rebuild, content::Cache::take_delta)--> feeds (unchanged ones shared), each
+//!     a subscription document and RFC 5005 archive pages (unchanged pages shared)
+//!   --content::ensure_bodies (posts shown in full only: Markdown -> HTML
 //!   --sanitize::clean (allowlist, absolute URLs) -> size budget)
 //!   --render--> bytes x {rss, atom, json} (+ OPML; feed byte budget)
 //!   --pages--> the directory and a preview page per feed (HTML for people)
@@ -60,6 +62,7 @@ pub mod feed;
 pub mod listener;
 pub mod metrics;
 pub mod pages;
+pub mod planner;
 pub mod post;
 pub mod publish;
 pub mod render;

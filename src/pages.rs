@@ -52,13 +52,18 @@ const MAX_GROUPS: usize = 36;
 /// are written.
 pub struct Site<'a> {
     config: &'a Config,
-    feeds: &'a [Feed],
-    /// Tag feeds by language and case-folded name: entries link their tags to these pages.
-    tags: HashMap<(&'a str, String), &'a Feed>,
+    feeds: &'a [Arc<Feed>],
+    /// Tag feeds by language and case-folded name: entries link their tags to these pages
+    /// (made when a page is rendered).
+    tags: std::sync::OnceLock<HashMap<(String, String), &'a Feed>>,
     /// Posts are in more than one language (every feed lives under `<lang>/`).
     multilingual: bool,
     /// Hash of the feed set as pages link to it (directories, names, languages).
     fingerprint: u64,
+    /// The previous build's tag lists, when the directory shows the same feeds the same way.
+    kept_lists: std::sync::OnceLock<Arc<Lists>>,
+    /// The tag lists this build made or kept.
+    lists: std::sync::Mutex<Lists>,
 }
 
 /// One page to serve: where, for which feed (`None`: the directory), dated by what it shows,
@@ -74,66 +79,112 @@ pub struct Job<'a> {
     pub unchanged: bool,
 }
 
-/// What each preview page was rendered from, kept in the snapshot for the next build.
+/// What each page was rendered from, kept in the snapshot for the next build.
 #[derive(Debug, Default)]
 pub struct Memo {
-    pages: HashMap<String, Inputs>,
+    /// The site's fingerprint at that build.
+    fingerprint: u64,
+    /// The directory's inputs.
+    directory: Option<Arc<Inputs>>,
+    pages: HashMap<String, Arc<Inputs>>,
+    /// The directory's tag lists (markup, style) by id, made for its `key`.
+    lists: Arc<Lists>,
 }
+
+/// Tag lists of the directory (markup and style) by their id.
+type Lists = HashMap<String, (String, String)>;
 
 #[derive(Debug)]
 struct Inputs {
-    /// Hash of the feed's own values and the site's fingerprint.
+    /// Hash of the feed's own values and the site's fingerprint (for the directory: of
+    /// every feed's values).
     key: u64,
     /// The entries shown; holding the `Arc`s keeps pointer comparison sound.
     entries: Vec<Arc<Post>>,
-    /// Every entry had its body (its summary) when the page was planned.
-    complete: bool,
+    /// The feed planned (an incremental plan hands on unchanged feeds as the same `Arc`).
+    feed: Option<Arc<Feed>>,
 }
 
 impl Inputs {
-    fn of(key: u64, feed: &Feed) -> Self {
+    fn of(key: u64, entries: &[Arc<Post>], feed: Option<&Arc<Feed>>) -> Self {
         Inputs {
             key,
-            entries: feed.entries.clone(),
-            complete: feed.entries.iter().all(|p| p.body.get().is_some()),
+            entries: entries.to_vec(),
+            feed: feed.cloned(),
         }
     }
 
-    fn same_as(&self, key: u64, feed: &Feed) -> bool {
-        self.complete && self.key == key && crate::post::same_posts(&self.entries, &feed.entries)
+    fn same_as(&self, key: u64, entries: &[Arc<Post>]) -> bool {
+        self.key == key && crate::post::same_posts(&self.entries, entries)
     }
 }
 
 impl<'a> Site<'a> {
     /// The page context of `feeds` (a plan's feeds, global ones first).
-    pub fn new(config: &'a Config, feeds: &'a [Feed]) -> Self {
+    pub fn new(config: &'a Config, feeds: &'a [Arc<Feed>]) -> Self {
         let multilingual = feeds
             .iter()
             .any(|f| f.kind == FeedKind::Global && !f.dir.is_empty());
-        let tags = feeds
-            .iter()
-            .filter(|f| f.kind == FeedKind::Tag)
-            .map(|f| ((f.language.as_str(), f.name.to_lowercase()), f))
-            .collect();
+        // What pages link to of each feed (kind, names, directory, language): its listing;
+        // and the config they are written with (a reload may change any of it).
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(format!("{config:?}").as_bytes());
         for feed in feeds {
-            for part in [feed.dir.as_str(), &feed.name, &feed.language] {
-                hasher.update(part.as_bytes());
-                hasher.update(&[0]);
-            }
-            hasher.update(&[feed.kind as u8]);
+            hasher.update(&feed.listing.to_le_bytes());
         }
         Site {
             config,
             feeds,
-            tags,
+            tags: std::sync::OnceLock::new(),
             multilingual,
             fingerprint: hasher.digest(),
+            kept_lists: std::sync::OnceLock::new(),
+            lists: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
+    /// What to remember of this build's pages (`jobs`' memo), once they are rendered.
+    pub fn finish(&self, mut memo: Memo) -> Memo {
+        let lists = self
+            .lists
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        memo.lists = if lists.is_empty() {
+            self.kept_lists.get().cloned().unwrap_or_default()
+        } else {
+            Arc::new(lists)
+        };
+        memo
+    }
+
+    /// The tag list `id` of the directory: kept from the previous build while the
+    /// directory's key (every feed's listing, count and date) is the same, else `make`d.
+    fn tag_list(
+        &self,
+        id: &str,
+        style: &mut String,
+        make: impl FnOnce(&mut String) -> String,
+    ) -> String {
+        let (markup, list_style) = match self.kept_lists.get().and_then(|l| l.get(id)) {
+            Some(kept) => kept.clone(),
+            None => {
+                let mut list_style = String::new();
+                let markup = make(&mut list_style);
+                (markup, list_style)
+            }
+        };
+        style.push_str(&list_style);
+        if let Ok(mut lists) = self.lists.lock() {
+            lists.insert(id.to_string(), (markup.clone(), list_style));
+        }
+        markup
+    }
+
     /// Every page of the site: the directory first, then a preview page per feed with a
-    /// directory of its own; and what to remember of them for the next build.
+    /// directory of its own; and what to remember of them for the next build. A feed that
+    /// is the very same planned `Arc` as last time, on a site with the same fingerprint,
+    /// keeps its page without hashing anything.
     pub fn jobs(&self, previous: Option<&Memo>) -> (Vec<Job<'a>>, Memo) {
         let newest = self
             .feeds
@@ -141,20 +192,51 @@ impl<'a> Site<'a> {
             .map(|f| f.updated)
             .max()
             .unwrap_or(DateTime::UNIX_EPOCH.fixed_offset());
+        let previous = previous.filter(|m| m.fingerprint == self.fingerprint);
+        let directory_key = self.directory_key();
+        let shown: &[Arc<Post>] = match self.feeds.first() {
+            Some(global) if !self.multilingual => {
+                &global.entries[..global.entries.len().min(DIRECTORY_ENTRIES)]
+            }
+            _ => &[],
+        };
+        let directory = Arc::new(Inputs::of(directory_key, shown, None));
         let mut jobs = vec![Job {
             path: INDEX_PATH.to_string(),
             feed: None,
             updated: newest,
-            unchanged: false,
+            unchanged: previous
+                .and_then(|m| m.directory.as_ref())
+                .is_some_and(|old| old.same_as(directory_key, shown)),
         }];
-        let mut memo = Memo::default();
+        if let Some(old) =
+            previous.filter(|m| m.directory.as_ref().is_some_and(|d| d.key == directory_key))
+        {
+            let _ = self.kept_lists.set(old.lists.clone());
+        }
+        let mut memo = Memo {
+            fingerprint: self.fingerprint,
+            directory: Some(directory),
+            pages: HashMap::with_capacity(self.feeds.len()),
+            lists: Arc::default(),
+        };
         for feed in self.feeds.iter().filter(|f| !f.dir.is_empty()) {
             let path = format!("{}{INDEX_PATH}", feed.dir);
-            let key = self.key(feed);
-            let unchanged = previous
-                .and_then(|m| m.pages.get(&path))
-                .is_some_and(|old| old.same_as(key, feed));
-            memo.pages.insert(path.clone(), Inputs::of(key, feed));
+            let old = previous.and_then(|m| m.pages.get(&path));
+            let same_feed =
+                old.filter(|old| old.feed.as_ref().is_some_and(|f| Arc::ptr_eq(f, feed)));
+            let (inputs, unchanged) = match same_feed {
+                Some(old) => (old.clone(), true),
+                None => {
+                    let key = self.key(feed);
+                    let unchanged = old.is_some_and(|old| old.same_as(key, &feed.entries));
+                    (
+                        Arc::new(Inputs::of(key, &feed.entries, Some(feed))),
+                        unchanged,
+                    )
+                }
+            };
+            memo.pages.insert(path.clone(), inputs);
             jobs.push(Job {
                 path,
                 feed: Some(feed),
@@ -163,6 +245,18 @@ impl<'a> Site<'a> {
             });
         }
         (jobs, memo)
+    }
+
+    /// Hash of what the directory shows of every feed besides the global feed's entries.
+    fn directory_key(&self) -> u64 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(&self.fingerprint.to_le_bytes());
+        for feed in self.feeds {
+            hasher.update(&(feed.total as u64).to_le_bytes());
+            hasher.update(feed.updated.to_rfc3339().as_bytes());
+            hasher.update(&[0]);
+        }
+        hasher.digest()
     }
 
     /// Hash of what a preview page shows of its feed besides the entries themselves.
@@ -190,7 +284,17 @@ impl<'a> Site<'a> {
 
     /// The tag feed of `name` in `lang`, if there is one.
     fn tag_feed(&self, lang: &str, name: &str) -> Option<&'a Feed> {
-        self.tags.get(&(lang, name.to_lowercase())).copied()
+        let feeds = self.feeds;
+        self.tags
+            .get_or_init(|| {
+                feeds
+                    .iter()
+                    .filter(|f| f.kind == FeedKind::Tag)
+                    .map(|f| ((f.language.clone(), f.name.to_lowercase()), &**f))
+                    .collect()
+            })
+            .get(&(lang.to_string(), name.to_lowercase()))
+            .copied()
     }
 }
 

@@ -16,7 +16,8 @@ use crate::config::Config;
 use crate::content::{Cache, Trust};
 use crate::error::{Error, Problem};
 use crate::metrics::Metrics;
-use crate::snapshot::{BrotliQueue, Rendered, Snapshot, SnapshotStore};
+use crate::planner::Planner;
+use crate::snapshot::{BrotliQueue, Snapshot, SnapshotStore};
 use crate::websub::{self, Pinger};
 
 /// What one rebuild did.
@@ -26,6 +27,8 @@ pub struct Report {
     pub feeds_changed: usize,
     pub generation: u64,
     pub elapsed: Duration,
+    /// Planned from the changed posts alone (`planner::Planner::apply`), not from every post.
+    pub incremental: bool,
 }
 
 /// What a rebuild refreshes.
@@ -121,6 +124,11 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Publisher {
     pub(crate) config: Config,
     cache: Cache,
+    /// Planning state of the last rebuild (`None` until the first, and after a reload).
+    planner: Option<Planner>,
+    /// How many feeds of the published snapshot show each post (by address; a post with a
+    /// count is held by those feeds' inputs, so the address is its own).
+    shown: std::collections::HashMap<usize, u32>,
     pub(crate) store: Arc<SnapshotStore>,
     pub(crate) health: Arc<Health>,
     /// Where files wanted in brotli go to be compressed (when serving).
@@ -137,6 +145,8 @@ impl Publisher {
         Publisher {
             config,
             cache: Cache::default(),
+            planner: None,
+            shown: std::collections::HashMap::new(),
             store: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             health: Arc::default(),
             brotli: None,
@@ -164,6 +174,7 @@ impl Publisher {
         }
         self.config = config;
         self.cache = Cache::default();
+        self.planner = None;
     }
 
     /// What `/healthz` reports besides the snapshot's problems.
@@ -249,31 +260,28 @@ impl Publisher {
             Scope::All(trust) => self.cache.refresh_all(&self.config, trust)?,
             Scope::Paths(paths) => self.cache.refresh_paths(&self.config, paths)?,
         };
-        let loaded = self.cache.loaded();
+        let refreshed = started.elapsed();
+        let now = Utc::now().fixed_offset();
+        let (plan, errors, incremental) = self.plan(now);
+        let planned = started.elapsed();
         let previous = self.store.load_full();
         let generation = previous.generation + 1;
-        let next = build::build(
+        let (next, changes) = build::build_plan(
             &self.config,
-            &loaded,
-            Utc::now().fixed_offset(),
+            plan,
+            &errors,
             Some(&previous),
             generation,
+            None,
         )?;
-        // One pass over the files: those new or whose bytes changed (a file with the same
-        // bytes is the very same `Rendered`), with the version they replace.
-        let changed = changed_files(&previous, &next);
-        let feeds_changed = changed.len()
-            + previous
-                .files
-                .keys()
-                .filter(|p| !next.files.contains_key(*p))
-                .count();
-        for problem in &loaded.errors {
+        let built = started.elapsed();
+        let feeds_changed = changes.written.len() + changes.removed;
+        for problem in &errors {
             tracing::warn!("{problem}");
         }
         if let Some(brotli) = &self.brotli {
-            for (file, old) in &changed {
-                let replaces_wanted = old.is_some_and(|old| old.brotli_wanted());
+            for (file, old) in &changes.written {
+                let replaces_wanted = old.as_ref().is_some_and(|old| old.brotli_wanted());
                 if replaces_wanted && file.want_brotli() {
                     brotli.send(Arc::clone(file));
                 }
@@ -281,7 +289,8 @@ impl Publisher {
         }
         let topics = match &self.websub {
             Some(pinger) if previous.generation > 0 && pinger.has_hubs() => {
-                let mut topics: Vec<String> = changed
+                let mut topics: Vec<String> = changes
+                    .written
                     .iter()
                     .filter_map(|(file, _)| file.topic().map(str::to_string))
                     .collect();
@@ -290,10 +299,11 @@ impl Publisher {
             }
             _ => Vec::new(),
         };
-        drop(changed);
+        drop(changes);
         // Bodies stay in memory only for posts some feed shows (the next edit re-renders
         // their feeds); the cache owns them.
-        self.cache.release_bodies(&next.shown());
+        self.release_bodies(&previous, &next, incremental);
+        let released = started.elapsed();
         self.store.store(Arc::new(next));
         // Only once the new bytes are served: a hub fetches the topic when notified.
         if let Some(pinger) = &self.websub
@@ -307,29 +317,91 @@ impl Publisher {
             feeds_changed,
             generation,
             elapsed: started.elapsed(),
+            incremental,
         };
         tracing::info!(
+            incremental,
             files_changed = report.files_changed,
             feeds_changed = report.feeds_changed,
             generation = report.generation,
             ms = report.elapsed.as_secs_f64() * 1000.0,
             "rebuilt"
         );
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        tracing::debug!(
+            incremental,
+            refresh_ms = ms(refreshed),
+            plan_ms = ms(planned - refreshed),
+            build_ms = ms(built - planned),
+            compare_release_ms = ms(released - built),
+            publish_ms = ms(report.elapsed - released),
+            "rebuild phases"
+        );
         Ok(report)
     }
-}
 
-/// The files of `next` that are new or whose bytes differ from `previous` (a file with the
-/// same bytes is the very same `Rendered`), each with the file it replaces, if any.
-fn changed_files<'a>(
-    previous: &'a Snapshot,
-    next: &'a Snapshot,
-) -> Vec<(&'a Arc<Rendered>, Option<&'a Arc<Rendered>>)> {
-    next.files
-        .iter()
-        .filter_map(|(path, file)| match previous.files.get(path) {
-            Some(old) if Arc::ptr_eq(old, file) => None,
-            old => Some((file, old)),
-        })
-        .collect()
+    /// Drops the bodies of the posts no feed of `next` shows: after an incremental plan,
+    /// only among the posts of the feeds that changed since `previous`.
+    fn release_bodies(&mut self, previous: &Snapshot, next: &Snapshot, incremental: bool) {
+        if !incremental || previous.generation == 0 {
+            self.shown.clear();
+            for post in next.shown_changes(&Snapshot::default()) {
+                *self.shown.entry(Arc::as_ptr(post.0) as usize).or_default() += 1;
+            }
+            self.cache.release_bodies(&next.shown());
+            return;
+        }
+        let changes = next.shown_changes(previous);
+        for (post, gained) in &changes {
+            let count = self.shown.entry(Arc::as_ptr(post) as usize).or_default();
+            *count = count.saturating_add_signed(*gained as i32);
+        }
+        let unshown: Vec<&Arc<crate::post::Post>> = changes
+            .into_iter()
+            .filter(|(post, _)| {
+                let key = Arc::as_ptr(post) as usize;
+                let gone = self.shown.get(&key).is_none_or(|n| *n == 0);
+                if gone {
+                    self.shown.remove(&key);
+                }
+                gone
+            })
+            .map(|(post, _)| post)
+            .collect();
+        self.cache.release_bodies_of(&unshown);
+    }
+
+    /// The plan of the refreshed cache as seen at `now`, the files that are bad, and whether
+    /// the plan followed the changed posts only (`planner::Planner::apply`) or started over
+    /// from every post. Debug builds check the former against `feed::plan`.
+    fn plan(
+        &mut self,
+        now: chrono::DateTime<chrono::FixedOffset>,
+    ) -> (crate::feed::Plan, Vec<crate::PostError>, bool) {
+        let config = &self.config;
+        if let Some(delta) = self.cache.take_delta()
+            && let Some(planner) = &mut self.planner
+            && planner.apply(config, &delta.changed, now)
+        {
+            let plan = planner.plan(config);
+            if cfg!(debug_assertions) {
+                let loaded = self.cache.loaded();
+                let full = crate::feed::plan(config, &loaded.posts, now);
+                let difference = crate::planner::difference(&plan, &full);
+                assert!(difference.is_none(), "incremental plan: {difference:?}");
+                assert_eq!(delta.errors, loaded.errors, "incremental errors");
+            }
+            return (plan, delta.errors, true);
+        }
+        let loaded = self.cache.loaded();
+        let mut planner = Planner::new(config, &loaded.posts, now);
+        let plan = planner.plan(config);
+        if cfg!(debug_assertions) {
+            let full = crate::feed::plan(config, &loaded.posts, now);
+            let difference = crate::planner::difference(&plan, &full);
+            assert!(difference.is_none(), "planner: {difference:?}");
+        }
+        self.planner = Some(planner);
+        (plan, loaded.errors, false)
+    }
 }

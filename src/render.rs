@@ -7,6 +7,8 @@ mod atom;
 mod json;
 mod rss;
 
+use std::sync::Arc;
+
 use crate::config::{Config, ContentMode};
 use crate::error::{Error, RenderError};
 use crate::feed::{Feed, Page};
@@ -276,7 +278,7 @@ fn escape(s: &str) -> String {
 
 /// OPML 2.0 list of every feed (Atom and RSS are alternatives; RSS is listed, as readers
 /// expect one `xmlUrl` per outline), so a reader can subscribe to all of them at once.
-pub fn opml(config: &Config, feeds: &[Feed]) -> Vec<u8> {
+pub fn opml(config: &Config, feeds: &[Arc<Feed>]) -> Vec<u8> {
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<opml version=\"2.0\">\n  <head>\n",
     );

@@ -5,7 +5,7 @@
 //! snapshot with a single pointer swap. No HTTP framework types: the server turns the
 //! validators into headers, export writes the bodies.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -210,6 +210,11 @@ impl Rendered {
         }
     }
 
+    /// Whether this file is dated `t` (to the second).
+    pub fn last_modified_is(&self, t: DateTime<FixedOffset>) -> bool {
+        self.last_modified == to_system_time(t)
+    }
+
     /// Last-Modified as an HTTP date.
     pub fn last_modified_http(&self) -> &str {
         &self.validators[3]
@@ -320,13 +325,20 @@ fn to_system_time(t: DateTime<FixedOffset>) -> SystemTime {
     }
 }
 
+/// Files by decoded site-relative path. A persistent map: a build after an edit copies the
+/// previous snapshot's map at no cost and puts in what changed.
+pub type Files = imbl::HashMap<String, Arc<Rendered>>;
+
+/// What each feed was rendered from, by directory (persistent, like `Files`).
+pub(crate) type Inputs = imbl::HashMap<String, Arc<FeedInputs>>;
+
 /// Everything served at one moment. Never changes once built.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// Increases by one per published snapshot.
     pub generation: u64,
     /// Files by decoded site-relative path (`rss.xml`, `tags/内核/atom.xml`, `index.html`).
-    pub files: HashMap<String, Arc<Rendered>>,
+    pub files: Files,
     /// Visible posts in the feeds.
     pub posts: usize,
     /// Feeds (each in three formats).
@@ -335,68 +347,105 @@ pub struct Snapshot {
     pub problems: Vec<Problem>,
     /// When the next scheduled post becomes visible.
     pub next_due: Option<DateTime<FixedOffset>>,
-    /// What each feed document was rendered from (title, entries and history links, by
-    /// `FeedInputs::key`), so that the next build re-renders only documents whose inputs
-    /// changed: one archive page per edited old post, not every page.
-    pub(crate) inputs: HashMap<String, FeedInputs>,
+    /// What each feed was rendered from, by directory (its subscription document and archive
+    /// pages, with their files), so that the next build renders again only the documents
+    /// whose inputs changed: one archive page per edited old post, not every page.
+    pub(crate) inputs: Inputs,
+    /// What the OPML list was made of (a hash, see `build`).
+    pub(crate) site_key: u64,
     /// What each page for people was rendered from (`pages::Memo`).
     pub(crate) pages: crate::pages::Memo,
 }
 
-/// The inputs of one rendered feed document. Holding the `Arc`s keeps pointer comparison
-/// sound.
-#[derive(Debug)]
-pub(crate) struct FeedInputs {
-    title: String,
-    entries: Vec<Arc<Post>>,
-    /// What the history links depend on (`FeedInputs::links`).
-    links: (usize, usize),
-    /// The document shows content: its posts' bodies are worth keeping.
-    shows_content: bool,
+/// The files of one feed document (subscription document or archive page), one per format.
+#[derive(Debug, Clone)]
+pub(crate) struct Document {
+    pub(crate) files: Vec<(String, Arc<Rendered>)>,
     /// Every entry had what it shows (without content: always; with content: its body; a
     /// file that could not be read is tried again next build).
-    complete: bool,
+    pub(crate) complete: bool,
+}
+
+/// What one feed was rendered from: the planned feed (its subscription document, whose
+/// `archive` holds the entries of its pages) and the files of each document. Holding the
+/// `Arc`s keeps pointer comparison sound.
+#[derive(Debug)]
+pub(crate) struct FeedInputs {
+    feed: Arc<Feed>,
+    /// The subscription document shows content: its posts' bodies are worth keeping.
+    shows_content: bool,
+    /// The subscription document, then archive page 1, 2...
+    documents: Vec<Document>,
 }
 
 impl FeedInputs {
-    /// The inputs of `feed`, whose entries show content when `shows_content`.
-    pub(crate) fn of(feed: &Feed, shows_content: bool) -> Self {
+    pub(crate) fn new(feed: Arc<Feed>, shows_content: bool, documents: Vec<Document>) -> Self {
         FeedInputs {
-            title: feed.title.clone(),
-            entries: feed.entries.clone(),
-            links: Self::links(feed),
+            feed,
             shows_content,
-            complete: !shows_content || feed.entries.iter().all(|p| p.body.get().is_some()),
+            documents,
         }
     }
 
-    /// Where the inputs of `feed` are kept: its directory for the subscription document,
-    /// `<dir>archive/<n>` for archive page n.
-    pub(crate) fn key(feed: &Feed) -> String {
-        match feed.page.number {
-            0 => feed.dir.clone(),
-            n => format!("{}{}{n}", feed.dir, render::ARCHIVE_DIR),
+    /// The feed rendered.
+    pub(crate) fn feed(&self) -> &Arc<Feed> {
+        &self.feed
+    }
+
+    /// The documents: the subscription document, then archive page 1, 2...
+    pub(crate) fn documents(&self) -> &[Document] {
+        &self.documents
+    }
+
+    /// Every file rendered from the feed.
+    pub(crate) fn files(&self) -> impl Iterator<Item = &(String, Arc<Rendered>)> {
+        self.documents.iter().flat_map(|d| &d.files)
+    }
+
+    /// Every document had what it shows.
+    pub(crate) fn complete(&self) -> bool {
+        self.documents.iter().all(|d| d.complete)
+    }
+
+    /// The subscription document's entries when it shows content (their bodies are worth
+    /// keeping), else none.
+    fn shown(&self) -> &[Arc<Post>] {
+        if self.shows_content {
+            &self.feed.entries
+        } else {
+            &[]
         }
     }
 
-    /// What a document's history links (and caching) depend on: the subscription document
-    /// links the newest page (the count of pages); a page links its neighbours (its number,
-    /// and whether it is the newest). So a new page re-renders the subscription document and
-    /// the page before it, and no other.
-    fn links(feed: &Feed) -> (usize, usize) {
-        match feed.page.number {
-            0 => (0, feed.page.of),
-            n => (n, usize::from(!feed.page.is_closed())),
-        }
+    /// Document `number` (0: the subscription document) as rendered for this feed, when
+    /// `feed` would render it the same: same title, the very same post objects (an unchanged
+    /// file keeps its `Arc`) and the same history links.
+    pub(crate) fn keeps(&self, feed: &Feed, number: usize) -> Option<&Document> {
+        let document = self.documents.get(number)?;
+        let old = &self.feed;
+        let same_entries = match number {
+            0 => crate::post::same_posts(&old.entries, &feed.entries),
+            n => match (old.archive.get(n - 1), feed.archive.get(n - 1)) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || crate::post::same_posts(a, b),
+                _ => false,
+            },
+        };
+        (document.complete
+            && same_entries
+            && old.title == feed.title
+            && links(old.page.of, number) == links(feed.page.of, number))
+        .then_some(document)
     }
+}
 
-    /// Same title, the very same post objects (an unchanged file keeps its `Arc`) and the
-    /// same history links.
-    pub(crate) fn same_as(&self, feed: &Feed) -> bool {
-        self.complete
-            && self.title == feed.title
-            && self.links == Self::links(feed)
-            && crate::post::same_posts(&self.entries, &feed.entries)
+/// What the history links (and caching) of document `number` of a feed with `pages` archive
+/// pages depend on: the subscription document links the newest page (the count of pages); a
+/// page links its neighbours (its number, and whether it is the newest). So a new page
+/// renders again the subscription document and the page before it, and no other.
+fn links(pages: usize, number: usize) -> (usize, bool) {
+    match number {
+        0 => (pages, false),
+        n => (n, n >= pages),
     }
 }
 
@@ -415,9 +464,27 @@ impl Snapshot {
     pub fn shown(&self) -> HashSet<*const Post> {
         self.inputs
             .values()
-            .filter(|inputs| inputs.shows_content && inputs.links.0 == 0)
-            .flat_map(|inputs| inputs.entries.iter().map(Arc::as_ptr))
+            .flat_map(|inputs| inputs.shown().iter().map(Arc::as_ptr))
             .collect()
+    }
+
+    /// The entries of the feeds of `previous` that this snapshot replaced or dropped, and of
+    /// the feeds this snapshot added or replaced: the posts whose count of showing feeds
+    /// changed, as `(post, showing feeds gained)` (a post that moved gets -1 and +1).
+    pub fn shown_changes<'a>(&'a self, previous: &'a Snapshot) -> Vec<(&'a Arc<Post>, isize)> {
+        let differ =
+            |a: &Arc<FeedInputs>, b: Option<&Arc<FeedInputs>>| b.is_none_or(|b| !Arc::ptr_eq(a, b));
+        let lost = previous
+            .inputs
+            .iter()
+            .filter(|(dir, old)| differ(old, self.inputs.get(*dir)))
+            .flat_map(|(_, old)| old.shown().iter().map(|p| (p, -1)));
+        let gained = self
+            .inputs
+            .iter()
+            .filter(|(dir, new)| differ(new, previous.inputs.get(*dir)))
+            .flat_map(|(_, new)| new.shown().iter().map(|p| (p, 1)));
+        lost.chain(gained).collect()
     }
 
     /// Paths in a stable order.

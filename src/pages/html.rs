@@ -1,6 +1,7 @@
 //! The markup of the pages, written with `maud`: every value is escaped on output
-//! (`(expr)`); `PreEscaped` is used only for the constant stylesheet and script and for
-//! filter rules made of numbers.
+//! (`(expr)`); `PreEscaped` is used only for the constant stylesheet and script, for
+//! filter rules made of numbers, and for a tag list this module wrote (with `maud`) for the
+//! previous build and `Site::tag_list` kept.
 
 use std::fmt::Write as _;
 
@@ -295,6 +296,7 @@ fn by_count<'a>(site: &Site<'a>, lang: &str, kind: FeedKind) -> Vec<&'a Feed> {
         .feeds
         .iter()
         .filter(|f| f.kind == kind && f.language == lang)
+        .map(|f| &**f)
         .collect();
     feeds.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.name.cmp(&b.name)));
     feeds
@@ -312,6 +314,7 @@ pub(super) fn directory(site: &Site<'_>) -> Markup {
         .feeds
         .iter()
         .filter(|f| f.kind == FeedKind::Global)
+        .map(|f| &**f)
         .collect();
     let anchors: Vec<String> = globals
         .iter()
@@ -353,7 +356,9 @@ pub(super) fn directory(site: &Site<'_>) -> Markup {
                 @if !tags.is_empty() {
                     section {
                         (heading(level, &format!("{a}tags-h"), html! { (w.tags) " (" (tags.len()) ")" }))
-                        (tag_list(&p, w, &format!("{a}tags"), &tags, &mut style))
+                        (PreEscaped(site.tag_list(&format!("{a}tags"), &mut style, |style| {
+                            tag_list(&p, w, &format!("{a}tags"), &tags, style).into_string()
+                        })))
                     }
                 }
             }

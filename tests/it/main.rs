@@ -6,6 +6,7 @@ mod export;
 mod feeds;
 mod hostile;
 mod http;
+mod incremental;
 mod ops;
 mod pages;
 mod seeds;
