@@ -104,24 +104,38 @@ pub fn build_plan(
     };
     let mut inputs = previous.map(|p| p.inputs.clone()).unwrap_or_default();
     let (partial, jobs) = keep_unchanged(&plan, previous, &mut out, &mut inputs);
-    content::ensure_bodies(config, &entries_of(config, &jobs));
-    let mut rendered = render_feeds(config, &jobs, previous, &emit)?.into_iter();
+    // Feeds and pages for people at once: after an edit, a large directory page would
+    // otherwise keep one core busy while the other waits.
+    let (feeds, pages) = rayon::join(
+        || {
+            content::ensure_bodies(config, &entries_of(config, &jobs));
+            render_feeds(config, &jobs, previous, &emit)
+        },
+        || render_pages(config, &plan, previous, &emit),
+    );
+    let mut rendered = feeds?.into_iter();
     for (feed, mut documents) in partial {
-        for document in documents.iter_mut().filter(|d| d.is_none()) {
-            *document = rendered.next();
+        // Kept documents' files are in `out` already (they are the previous snapshot's).
+        for slot in documents.iter_mut().filter(|d| d.is_none()) {
+            if let Some(document) = rendered.next() {
+                for (path, file) in &document.files {
+                    out.put(path.clone(), file.clone());
+                }
+                *slot = Some(Arc::new(document));
+            }
         }
-        let documents: Vec<Document> = documents.into_iter().flatten().collect();
-        for (path, file) in documents.iter().flat_map(|d| &d.files) {
-            out.put(path.clone(), file.clone());
-        }
+        let documents: Vec<Arc<Document>> = documents.into_iter().flatten().collect();
         let shows_content = render::shows_content(config, feed);
         inputs.insert(
             feed.dir.clone(),
             Arc::new(FeedInputs::new(feed.clone(), shows_content, documents)),
         );
     }
+    let (pages, memo) = pages?;
+    for (path, file) in pages {
+        out.put(path, file);
+    }
     let site_key = render_site_files(config, &plan, previous, &mut out, &emit)?;
-    let memo = render_pages(config, &plan, previous, &mut out, &emit)?;
     let mut problems: Vec<Problem> = errors.iter().cloned().map(Problem::Post).collect();
     problems.extend(plan.problems);
     let snapshot = Snapshot {
@@ -143,8 +157,11 @@ fn path_of(feed: &Feed, format: Format) -> String {
     format!("{}{}", feed.dir, format.page_file_name(feed.page.number))
 }
 
+/// Files by path, in a list.
+type FileList = Vec<(String, Arc<Rendered>)>;
+
 /// A feed with some documents to render: its documents in order, those kept filled in.
-type Partial<'p> = (&'p Arc<Feed>, Vec<Option<Document>>);
+type Partial<'p> = (&'p Arc<Feed>, Vec<Option<Arc<Document>>>);
 
 /// Sorts the planned feeds' documents into kept and to render. A feed that is the very same
 /// planned `Arc` as last time keeps its inputs and files whole; of any other, each document
@@ -170,7 +187,7 @@ fn keep_unchanged<'p>(
             continue;
         }
         let count = feed.page.of + 1;
-        let documents: Vec<Option<Document>> = (0..count)
+        let documents: Vec<Option<Arc<Document>>> = (0..count)
             .map(|number| {
                 let kept = old.and_then(|old| old.keeps(feed, number)).cloned();
                 if kept.is_none() {
@@ -335,18 +352,19 @@ fn site_key(plan: &Plan, newest: DateTime<FixedOffset>) -> u64 {
 }
 
 /// The pages for people (`pages`): the directory and a preview page per feed, in parallel;
-/// a page whose inputs are unchanged since `previous` is kept without rendering it.
+/// a page whose inputs are unchanged since `previous` is kept without rendering it. Returns
+/// the pages rendered, and what they were made of.
 fn render_pages(
     config: &Config,
     plan: &Plan,
     previous: Option<&Snapshot>,
-    out: &mut Output,
     emit: Sink<'_>,
-) -> Result<pages::Memo, Error> {
+) -> Result<(FileList, pages::Memo), Error> {
     let site = pages::Site::new(config, &plan.feeds);
     let (jobs, memo) = site.jobs(previous.map(|p| &p.pages));
-    let rendered: Vec<(String, Arc<Rendered>)> = jobs
+    let rendered: FileList = jobs
         .par_iter()
+        // A page kept is in the files already (they are the previous snapshot's).
         .filter(|job| !(job.unchanged && previous.is_some_and(|p| p.files.contains_key(&job.path))))
         .map(|job| {
             let body = site.render(job);
@@ -362,12 +380,8 @@ fn render_pages(
             Ok((job.path.clone(), file))
         })
         .collect::<Result<_, Error>>()?;
-    for (path, file) in rendered {
-        out.put(path, file);
-    }
-    Ok(site.finish(memo))
+    Ok((rendered, site.finish(memo)))
 }
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;

@@ -375,11 +375,11 @@ pub(crate) struct FeedInputs {
     /// The subscription document shows content: its posts' bodies are worth keeping.
     shows_content: bool,
     /// The subscription document, then archive page 1, 2...
-    documents: Vec<Document>,
+    documents: Vec<Arc<Document>>,
 }
 
 impl FeedInputs {
-    pub(crate) fn new(feed: Arc<Feed>, shows_content: bool, documents: Vec<Document>) -> Self {
+    pub(crate) fn new(feed: Arc<Feed>, shows_content: bool, documents: Vec<Arc<Document>>) -> Self {
         FeedInputs {
             feed,
             shows_content,
@@ -393,7 +393,7 @@ impl FeedInputs {
     }
 
     /// The documents: the subscription document, then archive page 1, 2...
-    pub(crate) fn documents(&self) -> &[Document] {
+    pub(crate) fn documents(&self) -> &[Arc<Document>] {
         &self.documents
     }
 
@@ -420,7 +420,7 @@ impl FeedInputs {
     /// Document `number` (0: the subscription document) as rendered for this feed, when
     /// `feed` would render it the same: same title, the very same post objects (an unchanged
     /// file keeps its `Arc`) and the same history links.
-    pub(crate) fn keeps(&self, feed: &Feed, number: usize) -> Option<&Document> {
+    pub(crate) fn keeps(&self, feed: &Feed, number: usize) -> Option<&Arc<Document>> {
         let document = self.documents.get(number)?;
         let old = &self.feed;
         let same_entries = match number {
