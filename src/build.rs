@@ -132,6 +132,11 @@ pub fn build_plan(
         );
     }
     let (pages, memo) = pages?;
+    tracing::debug!(
+        documents = jobs.len(),
+        pages = pages.len(),
+        "build: rendered"
+    );
     for (path, file) in pages {
         out.put(path, file);
     }
@@ -365,7 +370,7 @@ fn render_pages(
     let rendered: FileList = jobs
         .par_iter()
         // A page kept is in the files already (they are the previous snapshot's).
-        .filter(|job| !(job.unchanged && previous.is_some_and(|p| p.files.contains_key(&job.path))))
+        .filter(|job| !(job.unchanged && previous.is_some()))
         .map(|job| {
             let body = site.render(job);
             let file = reuse(previous, &job.path, &body, Caching::Current).unwrap_or_else(|| {

@@ -60,6 +60,9 @@ pub struct Site<'a> {
     multilingual: bool,
     /// Hash of the feed set as pages link to it (directories, names, languages).
     fingerprint: u64,
+    /// Hash of what every page depends on besides its own feed and the tag feeds its entries
+    /// link to: the config and the global feeds (the languages).
+    base: u64,
     /// The previous build's tag lists, when the directory shows the same feeds the same way.
     kept_lists: std::sync::OnceLock<Arc<Lists>>,
     /// The tag lists this build made or kept.
@@ -82,8 +85,9 @@ pub struct Job<'a> {
 /// What each page was rendered from, kept in the snapshot for the next build.
 #[derive(Debug, Default)]
 pub struct Memo {
-    /// The site's fingerprint at that build.
+    /// The site's fingerprint and base at that build.
     fingerprint: u64,
+    base: u64,
     /// The directory's inputs.
     directory: Option<Arc<Inputs>>,
     pages: HashMap<String, Arc<Inputs>>,
@@ -129,10 +133,15 @@ impl<'a> Site<'a> {
         // and the config they are written with (a reload may change any of it).
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         hasher.update(format!("{config:?}").as_bytes());
+        for feed in feeds.iter().filter(|f| f.kind == FeedKind::Global) {
+            hasher.update(&feed.listing.to_le_bytes());
+        }
+        let base = hasher.digest();
         for feed in feeds {
             hasher.update(&feed.listing.to_le_bytes());
         }
         Site {
+            base,
             config,
             feeds,
             tags: std::sync::OnceLock::new(),
@@ -192,6 +201,9 @@ impl<'a> Site<'a> {
             .map(|f| f.updated)
             .max()
             .unwrap_or(DateTime::UNIX_EPOCH.fixed_offset());
+        // Another feed set (a tag came or went): a preview page is rendered again only when
+        // what it shows of the others changed (the tag feeds its entries link to).
+        let same_base = previous.filter(|m| m.base == self.base);
         let previous = previous.filter(|m| m.fingerprint == self.fingerprint);
         let directory_key = self.directory_key();
         let shown: &[Arc<Post>] = match self.feeds.first() {
@@ -216,15 +228,17 @@ impl<'a> Site<'a> {
         }
         let mut memo = Memo {
             fingerprint: self.fingerprint,
+            base: self.base,
             directory: Some(directory),
             pages: HashMap::with_capacity(self.feeds.len()),
             lists: Arc::default(),
         };
         for feed in self.feeds.iter().filter(|f| !f.dir.is_empty()) {
             let path = format!("{}{INDEX_PATH}", feed.dir);
-            let old = previous.and_then(|m| m.pages.get(&path));
-            let same_feed =
-                old.filter(|old| old.feed.as_ref().is_some_and(|f| Arc::ptr_eq(f, feed)));
+            let old = same_base.and_then(|m| m.pages.get(&path));
+            let same_feed = old.filter(|old| {
+                previous.is_some() && old.feed.as_ref().is_some_and(|f| Arc::ptr_eq(f, feed))
+            });
             let (inputs, unchanged) = match same_feed {
                 Some(old) => (old.clone(), true),
                 None => {
@@ -262,12 +276,23 @@ impl<'a> Site<'a> {
     /// Hash of what a preview page shows of its feed besides the entries themselves.
     fn key(&self, feed: &Feed) -> u64 {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        hasher.update(&self.fingerprint.to_le_bytes());
+        hasher.update(&self.base.to_le_bytes());
+        hasher.update(&feed.listing.to_le_bytes());
         hasher.update(&(feed.total as u64).to_le_bytes());
         hasher.update(&feed.updated.timestamp().to_le_bytes());
         for part in [&feed.title, &feed.description] {
             hasher.update(part.as_bytes());
             hasher.update(&[0]);
+        }
+        // Where the entries' tags link to (a tag's slug can change when another tag comes).
+        for post in &feed.entries {
+            for tag in &post.tags {
+                match self.tag_feed(&post.lang, tag) {
+                    Some(target) => hasher.update(target.dir.as_bytes()),
+                    None => hasher.update(&[1]),
+                }
+                hasher.update(&[0]);
+            }
         }
         hasher.digest()
     }

@@ -326,11 +326,20 @@ fn to_system_time(t: DateTime<FixedOffset>) -> SystemTime {
 }
 
 /// Files by decoded site-relative path. A persistent map: a build after an edit copies the
-/// previous snapshot's map at no cost and puts in what changed.
-pub type Files = imbl::HashMap<String, Arc<Rendered>>;
+/// previous snapshot's map at no cost and puts in what changed. Hashed with foldhash,
+/// seeded per process (no output depends on the map's order).
+pub type Files = PersistentMap<Arc<Rendered>>;
 
 /// What each feed was rendered from, by directory (persistent, like `Files`).
-pub(crate) type Inputs = imbl::HashMap<String, Arc<FeedInputs>>;
+pub(crate) type Inputs = PersistentMap<Arc<FeedInputs>>;
+
+/// A persistent map by path.
+pub type PersistentMap<V> = imbl::GenericHashMap<
+    String,
+    V,
+    foldhash::fast::RandomState,
+    imbl::shared_ptr::DefaultSharedPtr,
+>;
 
 /// Everything served at one moment. Never changes once built.
 #[derive(Debug, Default)]

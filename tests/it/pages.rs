@@ -496,6 +496,43 @@ fn unchanged_pages_are_kept_and_changed_ones_rendered_again() {
     for (path, file) in &after.files {
         assert_eq!(file.hash, fresh.files[path].hash, "{path}");
     }
+    // A new tag makes a feed of its own: the directory changes, the pages whose entries do
+    // not link to it are kept.
+    site.post("news/4.md", "Four", "2023-12-01", &["c"], "x");
+    let fourth = next(Some(&after));
+    assert!(!Arc::ptr_eq(
+        &after.files["index.html"],
+        &fourth.files["index.html"]
+    ));
+    assert!(fourth.files.contains_key("tags/c/index.html"));
+    for path in ["tags/a/index.html", "tags/b/index.html"] {
+        assert!(
+            Arc::ptr_eq(&after.files[path], &fourth.files[path]),
+            "{path} kept"
+        );
+    }
+    // `/b` (sorting before `b`) takes the slug `b`, so tag b's page moves to `tags/b-2/`;
+    // tag a's page links Two's `#b` there, so it is rendered again.
+    site.post("news/5.md", "Five", "2023-12-02", &["/b"], "x");
+    let fifth = next(Some(&fourth));
+    assert!(!Arc::ptr_eq(
+        &fourth.files["tags/a/index.html"],
+        &fifth.files["tags/a/index.html"]
+    ));
+    assert!(support::text(&fifth, "tags/a/index.html").contains("href=\"../b-2/\""));
+    let fresh = next(None);
+    for (path, file) in &fifth.files {
+        assert_eq!(file.hash, fresh.files[path].hash, "{path}");
+    }
+    let slugs: Vec<&String> = fifth
+        .files
+        .keys()
+        .filter(|p| p.ends_with("/index.html"))
+        .collect();
+    assert!(
+        slugs.iter().any(|p| p.as_str() == "tags/b-2/index.html"),
+        "{slugs:?}"
+    );
 }
 
 #[actix_web::test]
