@@ -295,6 +295,13 @@ def targets(data):
         row("export 10,000 posts ≥ 5× faster than Hugo (aim 10×)", r >= 5, f"{num(r)}× wall, {num(rc)}× CPU")
     else:
         row("export 10,000 posts ≥ 5× faster than Hugo (aim 10×)", None, "")
+    for corpus, want in (("10000/200", 4), ("100000/200", 8)):
+        target = f"export {int(corpus.split('/')[0]):,} posts ≥ {want}× faster than Hugo, same run (issue 13)"
+        if has(corpus, "hugo", "wall"):
+            r, rc = (h.ratio(sc.median(corpus, "hugo", m), sc.median(corpus, fs, m)) for m in ("wall", "cpu"))
+            row(target, r >= want, f"{num(r)}× wall, {num(rc)}× CPU")
+        else:
+            row(target, None, "")
     wall = sc.median("100000/200", fs, "wall") if has("100000/200", fs, "wall") else None
     row("export 100,000 posts (200 tags) in under 10 s", None if wall is None else wall < 10, f"{num(wall or 0)} s")
     if has("10000/200", fs, "rss") and has("10000/200", serve_, "hwm"):
