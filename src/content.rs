@@ -403,8 +403,10 @@ impl Cache {
         self.walk_errors = errors;
         self.walk_warnings = warnings;
         let before = self.entries.len();
-        let keep: std::collections::HashSet<&PathBuf> = files.iter().collect();
-        self.entries.retain(|p, _| keep.contains(p));
+        if before > 0 {
+            let keep: std::collections::HashSet<&PathBuf> = files.iter().collect();
+            self.entries.retain(|p, _| keep.contains(p));
+        }
         let removed = before - self.entries.len();
         let (parsed, gone) = self.update(config, &files, trust);
         Ok(Refresh {
@@ -522,6 +524,10 @@ impl Cache {
             .collect();
         let mut parsed = 0;
         let mut gone = 0;
+        // A first load builds the map at once from the sorted results: inserting 100,000
+        // paths one by one compares paths component by component millions of times.
+        let first = self.entries.is_empty();
+        let mut fresh = Vec::new();
         for (rel, h, stamp, outcome) in results {
             let result = match outcome {
                 Outcome::Unchanged => {
@@ -552,7 +558,15 @@ impl Cache {
                     error: Some(error),
                 },
             };
-            self.entries.insert(rel, entry);
+            if first {
+                fresh.push((rel, entry));
+            } else {
+                self.entries.insert(rel, entry);
+            }
+        }
+        if first {
+            // `files` are sorted, and so are the results: sorting them again is one pass.
+            self.entries = fresh.into_iter().collect();
         }
         (parsed, gone)
     }
