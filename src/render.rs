@@ -369,7 +369,7 @@ mod tests {
     fn text() -> impl Strategy<Value = String> {
         prop_oneof![
             any::<String>(),
-            "[a&<>\"'\\]\\[\n ]{0,12}",
+            "[a&<>\"'\\]\\[\n \\x00-\\x1f\\x7f\\\\]{0,12}",
             "[\\u{4e00}-\\u{4e10}x\\]>]{0,12}",
         ]
     }
@@ -403,8 +403,8 @@ mod tests {
         )
     }
 
-    /// Renders every document (feeds of 2 entries, archive pages of 1) of `posts` in RSS and
-    /// Atom both ways: entries written by hand and the whole document through the crates.
+    /// Renders every document (feeds of 2 entries, archive pages of 1) of `posts` in every
+    /// format both ways: entries written by hand and the whole document through the crates.
     fn compare(author: &str, hub: bool, posts: Vec<Fields>) -> Result<(), TestCaseError> {
         let hubs = if hub {
             "[websub]\nhubs = [\"https://hub.example/\"]\n"
@@ -432,6 +432,10 @@ mod tests {
                     post.authors = authors;
                     post.banner = banner.map(|b| format!("https://x/{b}.png"));
                     post.summary = summary;
+                    post.lang = post.title.chars().rev().collect();
+                    if i % 2 == 1 {
+                        post.categories = post.tags.iter().rev().cloned().collect();
+                    }
                     let post = Arc::new(post);
                     contents.insert(Arc::as_ptr(&post), content);
                     post
@@ -465,14 +469,19 @@ mod tests {
                 atom::render_plain(&config, feed, &texts),
             );
             prop_assert_eq!(ours, crates);
+            let (ours, crates) = both(
+                json::render(&config, feed, &texts),
+                json::render_plain(&config, feed, &texts),
+            );
+            prop_assert_eq!(ours, crates);
         }
         Ok(())
     }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
-        /// RSS and Atom write their entries themselves and the rest through the crates:
-        /// byte for byte what the crates write for the whole document.
+        /// RSS, Atom and JSON Feed write their entries themselves and the rest through the
+        /// crates: byte for byte what the crates write for the whole document.
         #[test]
         fn entries_written_by_hand_equal_the_crates_output(
             posts in proptest::collection::vec(fields(), 1..5),
