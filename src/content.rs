@@ -129,8 +129,26 @@ fn discover_with_symlinks(config: &Config, dir: &Path, shown: &dyn Fn(&Path) -> 
         take(entry, dir, shown, &mut walk);
     }
     walk.warnings.extend(refused.into_inner());
-    walk.files.sort();
+    sort_paths(&mut walk.files);
     walk
+}
+
+/// Sorts relative paths as `sort` does (component by component), comparing bytes with each
+/// separator as a zero byte: a component that ends sorts before one that goes on, as in
+/// `Path` order, and a byte comparison is many times cheaper than a component one (100,000
+/// paths take some 1.7 million comparisons).
+fn sort_paths(paths: &mut [PathBuf]) {
+    #[cfg(unix)]
+    paths.sort_by_cached_key(|path| {
+        use std::os::unix::ffi::OsStrExt as _;
+        path.as_os_str()
+            .as_bytes()
+            .iter()
+            .map(|&b| if b == b'/' { 0 } else { b })
+            .collect::<Vec<u8>>()
+    });
+    #[cfg(not(unix))]
+    paths.sort();
 }
 
 /// Records what one walk entry is: a post file, something named like a post that is no
@@ -204,7 +222,7 @@ fn discover_without_symlinks(
             take(entry, dir, shown, &mut found);
         }
     }
-    found.files.sort();
+    sort_paths(&mut found.files);
     Some(found)
 }
 
@@ -801,6 +819,22 @@ mod tests {
         // Read within the racy window: a same-second rewrite could keep size and mtime.
         let racy = stamp(10, t, 7, t + Duration::from_secs(1));
         assert!(!racy.unchanged(&now));
+    }
+
+    #[test]
+    fn paths_sort_by_bytes_as_by_components() {
+        let mut paths: Vec<PathBuf> = [
+            "a", "a-b", "a/b", "a b", "a.md", "a/b/c.md", "ab", "a/b-c", "a/b/c", "a0/b", "é/x",
+            "e/x", "a/a/z", "a./b", "A", "a/b.md", "a\\b",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let mut expected = paths.clone();
+        expected.sort();
+        paths.reverse();
+        sort_paths(&mut paths);
+        assert_eq!(paths, expected);
     }
 
     #[test]
