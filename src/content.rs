@@ -87,13 +87,22 @@ pub fn discover(config: &Config, dir: &Path) -> Result<Walk, Error> {
             source: std::io::Error::other("not a directory"),
         });
     }
-    let root = real_root(config);
     let shown = |p: &Path| {
         p.strip_prefix(&config.content.dir)
             .or_else(|_| p.strip_prefix(dir))
             .unwrap_or(p)
             .to_path_buf()
     };
+    if let Some(walk) = discover_without_symlinks(dir, &shown) {
+        return Ok(walk);
+    }
+    Ok(discover_with_symlinks(config, dir, &shown))
+}
+
+/// [`discover`] in one walk that follows symlinks (those that stay inside the content
+/// directory) and reports the others.
+fn discover_with_symlinks(config: &Config, dir: &Path, shown: &dyn Fn(&Path) -> PathBuf) -> Walk {
+    let root = real_root(config);
     let mut walk = Walk::default();
     let refused = std::cell::RefCell::new(Vec::new());
     let walker = walkdir::WalkDir::new(dir)
@@ -117,24 +126,104 @@ pub fn discover(config: &Config, dir: &Path) -> Result<Walk, Error> {
             escape.is_none()
         });
     for entry in walker {
-        match entry {
-            Ok(e) if e.file_type().is_file() && is_post_file(e.path()) => {
-                if let Ok(rel) = e.path().strip_prefix(dir) {
-                    walk.files.push(rel.to_path_buf());
-                }
-            }
-            Ok(e) if !e.file_type().is_dir() && is_post_file(e.path()) => {
-                // A FIFO, socket or device named like a post: reading it could block.
-                walk.errors
-                    .push(PostError::new(&shown(e.path()), PostErrorKind::NotAFile));
-            }
-            Ok(_) => {}
-            Err(e) => walk_error(&e, &shown, &mut walk),
-        }
+        take(entry, dir, shown, &mut walk);
     }
     walk.warnings.extend(refused.into_inner());
-    walk.files.sort();
-    Ok(walk)
+    sort_paths(&mut walk.files);
+    walk
+}
+
+/// Sorts relative paths as `sort` does (component by component), comparing bytes with each
+/// separator as a zero byte: a component that ends sorts before one that goes on, as in
+/// `Path` order, and a byte comparison is many times cheaper than a component one (100,000
+/// paths take some 1.7 million comparisons).
+fn sort_paths(paths: &mut [PathBuf]) {
+    #[cfg(unix)]
+    paths.sort_by_cached_key(|path| {
+        use std::os::unix::ffi::OsStrExt as _;
+        path.as_os_str()
+            .as_bytes()
+            .iter()
+            .map(|&b| if b == b'/' { 0 } else { b })
+            .collect::<Vec<u8>>()
+    });
+    #[cfg(not(unix))]
+    paths.sort();
+}
+
+/// Records what one walk entry is: a post file, something named like a post that is no
+/// file, or an error.
+fn take(
+    entry: walkdir::Result<walkdir::DirEntry>,
+    dir: &Path,
+    shown: &dyn Fn(&Path) -> PathBuf,
+    walk: &mut Walk,
+) {
+    match entry {
+        Ok(e) if e.file_type().is_file() && is_post_file(e.path()) => {
+            if let Ok(rel) = e.path().strip_prefix(dir) {
+                walk.files.push(rel.to_path_buf());
+            }
+        }
+        Ok(e) if !e.file_type().is_dir() && is_post_file(e.path()) => {
+            // A FIFO, socket or device named like a post: reading it could block.
+            walk.errors
+                .push(PostError::new(&shown(e.path()), PostErrorKind::NotAFile));
+        }
+        Ok(_) => {}
+        Err(e) => walk_error(&e, shown, walk),
+    }
+}
+
+/// [`discover`] of a tree without symlinks, in parallel: the first two levels are walked
+/// first, then each directory two levels down on its own, and the entries are taken in the
+/// order one walk gives them (its own order, directory by directory). `None` as soon as a
+/// symlink is seen: following symlinks, vetting where they lead and walking each directory
+/// once are left to the one walk. (A walk of 100,000 post directories is mostly system
+/// calls; two cores halve it.)
+fn discover_without_symlinks(
+    dir: &Path,
+    shown: &(dyn Fn(&Path) -> PathBuf + Sync),
+) -> Option<Walk> {
+    const SPLIT: usize = 2;
+    let walk = |root: &Path, max_depth: usize| -> Option<Vec<walkdir::Result<walkdir::DirEntry>>> {
+        let entries: Vec<_> = walkdir::WalkDir::new(root)
+            .max_depth(max_depth)
+            .into_iter()
+            .filter_entry(|e| {
+                !(e.depth() > 0 && e.file_name().to_str().is_some_and(is_ignored_name))
+            })
+            .collect();
+        let symlink = entries
+            .iter()
+            .any(|e| e.as_ref().is_ok_and(walkdir::DirEntry::path_is_symlink));
+        (!symlink).then_some(entries)
+    };
+    let top = walk(dir, SPLIT)?;
+    let below: Vec<Option<Vec<_>>> = top
+        .par_iter()
+        .map(|entry| match entry {
+            Ok(e) if e.depth() == SPLIT && e.file_type().is_dir() => {
+                // Without the directory itself, which `top` has (an error about it stays).
+                walk(e.path(), usize::MAX).map(|entries| {
+                    entries
+                        .into_iter()
+                        .filter(|e| !e.as_ref().is_ok_and(|e| e.depth() == 0))
+                        .collect()
+                })
+            }
+            _ => Some(Vec::new()),
+        })
+        .collect();
+    let mut found = Walk::default();
+    for (entry, below) in top.into_iter().zip(below) {
+        take(entry, dir, shown, &mut found);
+        for entry in below? {
+            take(entry, dir, shown, &mut found);
+        }
+    }
+    sort_paths(&mut found.files);
+    Some(found)
 }
 
 /// Records what a failed walk entry means: a symlink loop (walked once: a warning), a file
@@ -861,6 +950,65 @@ mod tests {
         // Read within the racy window: a same-second rewrite could keep size and mtime.
         let racy = stamp(10, t, 7, t + Duration::from_secs(1));
         assert!(!racy.unchanged(&now));
+    }
+
+    #[test]
+    fn paths_sort_by_bytes_as_by_components() {
+        let mut paths: Vec<PathBuf> = [
+            "a", "a-b", "a/b", "a b", "a.md", "a/b/c.md", "ab", "a/b-c", "a/b/c", "a0/b", "é/x",
+            "e/x", "a/a/z", "a./b", "A", "a/b.md", "a\\b",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let mut expected = paths.clone();
+        expected.sort();
+        paths.reverse();
+        sort_paths(&mut paths);
+        assert_eq!(paths, expected);
+    }
+
+    #[test]
+    fn the_parallel_walk_finds_what_the_one_walk_finds_and_leaves_symlinks_to_it() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path();
+        for rel in [
+            "top.md",
+            "a/one.md",
+            "a/skip.txt",
+            "a/.hidden/x.md",
+            "a/b/two.md",
+            "a/b/c/d/deep.md",
+            "a/b/c/e.markdown",
+            "a/f/g/h.md",
+            "z/y/x/w/v.md",
+            ".git/x.md",
+        ] {
+            let path = dir.join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+            std::fs::write(&path, "---\ntitle: T\ndate: 2024-01-01\n---\n").expect("file");
+        }
+        std::fs::create_dir_all(dir.join("a/empty/deeper")).expect("dir");
+        // Named like a post but a directory: neither a post nor an error.
+        std::fs::create_dir_all(dir.join("a/b/dir.md")).expect("dir");
+        let toml = format!("[content]\ndir = {:?}\n", dir.display().to_string());
+        let config = crate::config::parse(&toml, dir).expect("valid");
+        let shown = |p: &Path| p.strip_prefix(dir).unwrap_or(p).to_path_buf();
+        let parallel = discover_without_symlinks(dir, &shown).expect("no symlinks");
+        let one = discover_with_symlinks(&config, dir, &shown);
+        assert_eq!(format!("{parallel:?}"), format!("{one:?}"));
+        assert_eq!(parallel.files.len(), 7, "{:?}", parallel.files);
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.join("a/b"), dir.join("z/y/x/link")).expect("symlink");
+            assert!(discover_without_symlinks(dir, &shown).is_none());
+            let walk = discover(&config, dir).expect("walks");
+            assert!(
+                walk.files.contains(&PathBuf::from("z/y/x/link/two.md")),
+                "{:?}",
+                walk.files
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Atomic per file (temp file in the same directory, then rename); unchanged files are left
 //! alone (mtime kept); files of feeds that no longer exist are removed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -39,15 +39,47 @@ fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// The directories an export has made sure of, each with whether this export created it
+/// (then none of the files it writes there existed before).
+#[derive(Default)]
+struct Dirs(Mutex<HashMap<PathBuf, bool>>);
+
+impl Dirs {
+    /// Creates `dir` (and its parents) unless it exists; true when this export created it.
+    /// Each directory is looked at once, not once per file.
+    fn ensure(&self, dir: &Path) -> Result<bool, Error> {
+        let known = |dirs: &Self| {
+            dirs.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(dir)
+                .copied()
+        };
+        if let Some(created) = known(self) {
+            return Ok(created);
+        }
+        let created = !dir.is_dir();
+        if created {
+            std::fs::create_dir_all(dir).map_err(write_error(dir))?;
+        }
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(dir.to_path_buf(), created);
+        Ok(created)
+    }
+}
+
 /// Writes `bytes` to `path` unless it already holds exactly them. Returns true if written.
-fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
-    if let Ok(existing) = std::fs::read(path)
+fn write_if_changed(path: &Path, bytes: &[u8], dirs: &Dirs) -> Result<bool, Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    // In a directory this export created there is nothing to compare with.
+    if !dirs.ensure(dir)?
+        && let Ok(existing) = std::fs::read(path)
         && existing == bytes
     {
         return Ok(false);
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(write_error(dir))?;
     let (tmp_path, mut file) = tempfile_in(dir, path)?;
     // Removed on every error path (full disk, a directory where the file should go, ...).
     let tmp = TempGuard(Some(tmp_path));
@@ -117,12 +149,13 @@ pub fn export(
     let written = AtomicUsize::new(0);
     let unchanged = AtomicUsize::new(0);
     let changed = Mutex::new(Vec::new());
+    let dirs = Dirs::default();
     let sink = |key: &str, file: &Rendered, identity: &[u8]| -> Result<(), Error> {
         for (path, bytes, is_identity) in [
             (out.join(key), identity, true),
             (out.join(format!("{key}.gz")), &file.gzip[..], false),
         ] {
-            let counter = if write_if_changed(&path, bytes)? {
+            let counter = if write_if_changed(&path, bytes, &dirs)? {
                 if is_identity && let Some(topic) = file.topic() {
                     changed
                         .lock()

@@ -151,17 +151,17 @@ pub fn shows_content(config: &Config, feed: &Feed) -> bool {
 /// What the entries of a feed show besides their front matter, taken once for all three
 /// formats: summaries from the posts, content from their bodies.
 #[derive(Debug, Clone, Default)]
-pub struct Texts {
+pub struct Texts<'a> {
     /// Summary of each entry.
-    pub summaries: Vec<String>,
+    pub summaries: Vec<&'a str>,
     /// HTML content of each entry; `None` for an entry shown by its summary only (summary
     /// feeds, bodies over `feed.max_entry_bytes`, entries past `feed.max_feed_bytes`).
     pub contents: Vec<Option<String>>,
 }
 
-impl Texts {
+impl Texts<'_> {
     fn summary(&self, i: usize) -> &str {
-        self.summaries.get(i).map_or("", String::as_str)
+        self.summaries.get(i).copied().unwrap_or_default()
     }
 
     fn content(&self, i: usize) -> Option<&str> {
@@ -203,8 +203,8 @@ fn entry_cost(post: &crate::post::Post, summary: &str, content: &str) -> usize {
 /// content). Entries keep their content, newest first, while the document stays within
 /// `feed.max_feed_bytes`; from the first entry that would pass it on, entries carry their
 /// summary only.
-pub fn texts(config: &Config, feed: &Feed) -> Texts {
-    let summaries: Vec<String> = feed.entries.iter().map(|p| p.summary.clone()).collect();
+pub fn texts<'a>(config: &Config, feed: &'a Feed) -> Texts<'a> {
+    let summaries: Vec<&str> = feed.entries.iter().map(|p| p.summary.as_str()).collect();
     let mut contents = Vec::new();
     if shows_content(config, feed) {
         let mut spent = 0usize;
@@ -262,18 +262,68 @@ fn hubs<'c>(config: &'c Config, feed: &Feed) -> impl Iterator<Item = &'c str> {
 
 /// Escapes text for XML/HTML content and attribute values.
 fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+    let mut out = Vec::with_capacity(s.len());
+    push_escaped_html(&mut out, s);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// For each byte, 0 or one plus the index of its replacement in [`push_replaced`].
+static SPECIAL: [u8; 256] = {
+    let mut table = [0; 256];
+    table[b'&' as usize] = 1;
+    table[b'<' as usize] = 2;
+    table[b'>' as usize] = 3;
+    table[b'"' as usize] = 4;
+    table[b'\'' as usize] = 5;
+    table
+};
+
+/// Appends `s` with `& < > " '` replaced by `replacements` (in that order). A table
+/// look-up per byte: twice as fast as a `match` on post HTML.
+fn push_replaced(out: &mut Vec<u8>, s: &str, replacements: [&[u8]; 5]) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len());
+    let mut from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let class = SPECIAL[usize::from(b)];
+        if class == 0 {
+            continue;
         }
+        out.extend_from_slice(&bytes[from..i]);
+        out.extend_from_slice(replacements[usize::from(class - 1)]);
+        from = i + 1;
     }
-    out
+    out.extend_from_slice(&bytes[from..]);
+}
+
+/// Appends `s` escaped as [`escape`] does.
+fn push_escaped_html(out: &mut Vec<u8>, s: &str) {
+    push_replaced(out, s, [b"&amp;", b"&lt;", b"&gt;", b"&quot;", b"&#39;"]);
+}
+
+/// Appends `s` escaped as quick-xml escapes text and attribute values for the `rss` and
+/// `atom_syndication` crates (`quick_xml::escape::escape`).
+fn push_escaped(out: &mut Vec<u8>, s: &str) {
+    push_replaced(out, s, [b"&amp;", b"&lt;", b"&gt;", b"&quot;", b"&apos;"]);
+}
+
+/// Appends `s` as CDATA the way quick-xml writes it (`BytesCData::escaped`): one section,
+/// split after every `]]` that a `>` follows so that no section contains `]]>`.
+fn push_cdata(out: &mut Vec<u8>, s: &str) {
+    let mut rest = s;
+    loop {
+        let (section, next) = match rest.find("]]>") {
+            Some(at) => rest.split_at(at + 2),
+            None => (rest, ""),
+        };
+        out.extend_from_slice(b"<![CDATA[");
+        out.extend_from_slice(section.as_bytes());
+        out.extend_from_slice(b"]]>");
+        if next.is_empty() {
+            return;
+        }
+        rest = next;
+    }
 }
 
 /// OPML 2.0 list of every feed (Atom and RSS are alternatives; RSS is listed, as readers
@@ -305,4 +355,171 @@ pub fn opml(config: &Config, feeds: &[Arc<Feed>]) -> Vec<u8> {
     }
     out.push_str("  </body>\n</opml>\n");
     out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::post::Post;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[a&<>\"'\\]\\[\n \\x00-\\x1f\\x7f\\\\]{0,12}",
+            "[\\u{4e00}-\\u{4e10}x\\]>]{0,12}",
+        ]
+    }
+
+    /// Either CDATA-hostile HTML or arbitrary text.
+    fn html() -> impl Strategy<Value = String> {
+        prop_oneof![text(), "(<p>|\\]\\]>|\\]|>|&amp;|\\]\\]\\]>>){0,8}"]
+    }
+
+    /// What a test post carries: title, id (or the URL), tags, authors, banner, content,
+    /// summary.
+    type Fields = (
+        String,
+        Option<String>,
+        Vec<String>,
+        Vec<String>,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+
+    fn fields() -> impl Strategy<Value = Fields> {
+        (
+            text(),
+            proptest::option::of(text()),
+            proptest::collection::vec(text(), 0..3),
+            proptest::collection::vec(text(), 0..3),
+            proptest::option::of(text()),
+            proptest::option::of(html()),
+            text(),
+        )
+    }
+
+    /// Renders every document (feeds of 2 entries, archive pages of 1) of `posts` in every
+    /// format both ways: entries written by hand and the whole document through the crates.
+    fn compare(author: &str, hub: bool, posts: Vec<Fields>) -> Result<(), TestCaseError> {
+        let hubs = if hub {
+            "[websub]\nhubs = [\"https://hub.example/\"]\n"
+        } else {
+            ""
+        };
+        let toml = format!(
+            "[site]\nauthor = {}\n[feed]\nlimit = 2\narchive_size = 1\n{hubs}",
+            toml::Value::String(author.to_string()),
+        );
+        let config = crate::config::parse(&toml, Path::new("/nonexistent")).expect("valid");
+        let mut contents = HashMap::new();
+        let posts: Vec<Arc<Post>> = posts
+            .into_iter()
+            .enumerate()
+            .map(
+                |(i, (title, id, tags, authors, banner, content, summary))| {
+                    let text = format!("---\ntitle: T\ndate: 2024-01-{:02}\n---\nbody\n", i + 1);
+                    let rel = format!("s{i}/p{i}.md");
+                    let mut post =
+                        crate::post::parse(&config, Path::new(&rel), &text).expect("parses");
+                    post.title = title;
+                    post.id = id.unwrap_or_else(|| post.url.clone());
+                    post.tags = tags;
+                    post.authors = authors;
+                    post.banner = banner.map(|b| format!("https://x/{b}.png"));
+                    post.summary = summary;
+                    post.lang = post.title.chars().rev().collect();
+                    if i % 2 == 1 {
+                        post.categories = post.tags.iter().rev().cloned().collect();
+                    }
+                    let post = Arc::new(post);
+                    contents.insert(Arc::as_ptr(&post), content);
+                    post
+                },
+            )
+            .collect();
+        let plan = crate::feed::plan(&config, &posts, chrono::Utc::now().fixed_offset());
+        let pages: Vec<Feed> = plan.feeds.iter().flat_map(|f| f.archive_pages()).collect();
+        for feed in plan.feeds.iter().map(|f| &**f).chain(&pages) {
+            let texts = Texts {
+                summaries: feed.entries.iter().map(|p| p.summary.as_str()).collect(),
+                contents: feed
+                    .entries
+                    .iter()
+                    .map(|p| contents[&Arc::as_ptr(p)].clone())
+                    .collect(),
+            };
+            let both = |a: Result<Vec<u8>, RenderError>, b: Result<Vec<u8>, RenderError>| {
+                let text = |r: Result<Vec<u8>, RenderError>| {
+                    String::from_utf8(r.expect("renders")).expect("UTF-8")
+                };
+                (text(a), text(b))
+            };
+            let (ours, crates) = both(
+                rss::render(&config, feed, &texts),
+                rss::render_plain(&config, feed, &texts),
+            );
+            prop_assert_eq!(ours, crates);
+            let (ours, crates) = both(
+                atom::render(&config, feed, &texts),
+                atom::render_plain(&config, feed, &texts),
+            );
+            prop_assert_eq!(ours, crates);
+            let (ours, crates) = both(
+                json::render(&config, feed, &texts),
+                json::render_plain(&config, feed, &texts),
+            );
+            prop_assert_eq!(ours, crates);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+        /// RSS, Atom and JSON Feed write their entries themselves and the rest through the
+        /// crates: byte for byte what the crates write for the whole document.
+        #[test]
+        fn entries_written_by_hand_equal_the_crates_output(
+            posts in proptest::collection::vec(fields(), 1..5),
+            author in prop_oneof![Just(String::new()), text()],
+            hub in any::<bool>(),
+        ) {
+            compare(&author, hub, posts)?;
+        }
+    }
+
+    #[test]
+    fn cdata_sections_split_like_the_crates() {
+        let post = |content: &str| -> Fields {
+            let t = || "a]]>b".to_string();
+            (
+                t(),
+                None,
+                vec![t()],
+                vec![],
+                Some(t()),
+                Some(content.to_string()),
+                t(),
+            )
+        };
+        let contents = [
+            "",
+            "a",
+            "]]>",
+            "a]]>b]]>",
+            "]]]>>",
+            ">]]>]]>",
+            "]]",
+            "]]>]]>]]>",
+        ];
+        for author in ["", "Ann & 'Bob'"] {
+            compare(author, false, contents.iter().map(|c| post(c)).collect()).expect("equal");
+        }
+    }
 }

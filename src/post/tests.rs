@@ -435,6 +435,16 @@ fn xml_safe_strips_only_forbidden_characters() {
         "abc\td\ne\rfgh\u{1F600}"
     );
     assert!(matches!(xml_safe("clean"), Cow::Borrowed(_)));
+    // Full-width punctuation (EF BC 8C) and U+4FFE (E4 BF BE, which ends like U+FFFE) are
+    // kept; a forbidden character is found at every offset, across blocks of the pre-check.
+    let cjk = "共建，全球开源俾新生态".repeat(12);
+    assert!(matches!(xml_safe(&cjk), Cow::Borrowed(_)));
+    for (at, _) in cjk.char_indices() {
+        for bad in ["\u{FFFE}", "\u{FFFF}", "\u{1}"] {
+            let text = format!("{}{bad}{}", &cjk[..at], &cjk[at..]);
+            assert_eq!(xml_safe(&text), cjk, "{bad:?} at {at}");
+        }
+    }
 }
 
 #[test]

@@ -79,13 +79,133 @@ fn item(config: &Config, post: &Post, texts: &Texts, i: usize) -> Item {
     }
 }
 
+/// Who an item names as `dc:creator`: its authors, or the site's author when it names none.
+fn creators<'a>(config: &'a Config, post: &'a Post) -> &'a [String] {
+    if post.authors.is_empty() && !config.site.author.is_empty() {
+        std::slice::from_ref(&config.site.author)
+    } else {
+        &post.authors
+    }
+}
+
+/// Namespace of `content:encoded`, which the crate declares when an item carries content.
+const CONTENT_NS: &str = "http://purl.org/rss/1.0/modules/content/";
+
+/// The end of the crate's pretty channel: items go right before it.
+const CHANNEL_END: &[u8] = b"\n  </channel>\n</rss>";
+
+/// Renders the channel without its items through the crate (every namespace the items need
+/// declared), then writes the items after its last element with [`write_item`], byte for
+/// byte what the crate writes for them: the crate's per-item structs and string copies cost
+/// more than the rest of the document, and an entry is rendered once per feed it is in.
 pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<u8>, RenderError> {
+    let mut channel = channel(config, feed, Vec::new());
+    if (0..feed.entries.len()).any(|i| texts.content(i).is_some()) {
+        channel
+            .namespaces
+            .insert("content".to_string(), CONTENT_NS.to_string());
+    }
+    if feed.entries.iter().any(|p| !creators(config, p).is_empty()) {
+        channel.namespaces.insert(
+            "dc".to_string(),
+            rss::extension::dublincore::NAMESPACE.to_string(),
+        );
+    }
+    let mut shell = write(&channel, feed)?;
+    if feed.entries.is_empty() {
+        return Ok(shell);
+    }
+    // `write` ends the document with a newline of ours.
+    let Some(head) = shell
+        .strip_suffix(b"\n")
+        .and_then(|s| s.strip_suffix(CHANNEL_END))
+    else {
+        return render_plain(config, feed, texts);
+    };
+    let head = head.len();
+    let items: usize = (0..feed.entries.len())
+        .map(|i| 1024 + texts.summary(i).len() + texts.content(i).map_or(0, str::len))
+        .sum();
+    let mut out = Vec::with_capacity(shell.len() + items);
+    out.extend_from_slice(&shell[..head]);
+    for (i, post) in feed.entries.iter().enumerate() {
+        write_item(&mut out, config, post, texts, i);
+    }
+    shell.drain(..head);
+    out.extend_from_slice(&shell);
+    Ok(out)
+}
+
+/// One `<item>` as the crate's pretty writer puts it in a channel (indent 2, the item at
+/// depth 2): the elements of [`item`], in the crate's order, text escaped as quick-xml
+/// escapes it, `description` and `content:encoded` as CDATA.
+fn write_item(out: &mut Vec<u8>, config: &Config, post: &Post, texts: &Texts, i: usize) {
+    const IN: &[u8] = b"\n      ";
+    let element = |out: &mut Vec<u8>, name: &str, text: &str| {
+        out.extend_from_slice(IN);
+        out.push(b'<');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'>');
+        super::push_escaped(out, text);
+        out.extend_from_slice(b"</");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'>');
+    };
+    out.extend_from_slice(b"\n    <item>");
+    element(out, "title", &post.title);
+    element(out, "link", &post.url);
+    // `escape`d text holds no `>`, so one CDATA section always.
+    out.extend_from_slice(b"\n      <description><![CDATA[");
+    super::push_escaped_html(out, texts.summary(i));
+    out.extend_from_slice(b"]]></description>");
+    for name in post.categories.iter().chain(&post.tags) {
+        element(out, "category", name);
+    }
+    out.extend_from_slice(b"\n      <guid");
+    if post.id != post.url {
+        out.extend_from_slice(b" isPermaLink=\"false\"");
+    }
+    out.push(b'>');
+    super::push_escaped(out, &post.id);
+    out.extend_from_slice(b"</guid>");
+    element(out, "pubDate", &post.date.to_rfc2822());
+    if let Some(content) = texts.content(i) {
+        out.extend_from_slice(b"\n      <content:encoded>");
+        super::push_cdata(out, content);
+        out.extend_from_slice(b"</content:encoded>");
+    }
+    if let Some(banner) = &post.banner {
+        // `media` extensions by name (content, thumbnail), attributes by name.
+        out.extend_from_slice(b"\n      <media:content medium=\"image\" url=\"");
+        super::push_escaped(out, banner);
+        out.extend_from_slice(b"\">\n      </media:content>\n      <media:thumbnail url=\"");
+        super::push_escaped(out, banner);
+        out.extend_from_slice(b"\">\n      </media:thumbnail>");
+    }
+    for creator in creators(config, post) {
+        element(out, "dc:creator", creator);
+    }
+    out.extend_from_slice(b"\n    </item>");
+}
+
+/// The whole channel through the crate, items included: what [`render`] must equal, and
+/// what it falls back to should the crate's output ever end otherwise.
+pub(super) fn render_plain(
+    config: &Config,
+    feed: &Feed,
+    texts: &Texts,
+) -> Result<Vec<u8>, RenderError> {
     let items = feed
         .entries
         .iter()
         .enumerate()
         .map(|(i, post)| item(config, post, texts, i))
         .collect();
+    write(&channel(config, feed, items), feed)
+}
+
+/// The channel of `feed` with `items`.
+fn channel(config: &Config, feed: &Feed, items: Vec<Item>) -> Channel {
     let mut namespaces = BTreeMap::new();
     if feed.entries.iter().any(|p| p.banner.is_some()) {
         namespaces.insert("media".to_string(), MEDIA_NS.to_string());
@@ -114,7 +234,7 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
                 ..Link::default()
             }),
     );
-    let channel = Channel {
+    Channel {
         title: feed.title.clone(),
         link: feed.home_url.clone(),
         // Plain text in a field readers take as HTML: escaped.
@@ -139,7 +259,12 @@ pub(super) fn render(config: &Config, feed: &Feed, texts: &Texts) -> Result<Vec<
         items,
         namespaces,
         ..Channel::default()
-    };
+    }
+}
+
+/// The crate's pretty XML of `channel`, with a final newline and, on archive pages,
+/// `fh:archive`.
+fn write(channel: &Channel, feed: &Feed) -> Result<Vec<u8>, RenderError> {
     // The crate writes its own XML declaration.
     let mut out = Vec::new();
     channel
