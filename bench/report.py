@@ -235,6 +235,11 @@ def scale(d):
             serve_rows.append([label(c)] + [d.cell(c, s, m, dg) for m, dg in (
                 ("startup", 2), ("startup_cpu", 2), ("load", 2), ("rss_loaded", 0), ("rss_gzip", 0), ("rss_brotli", 0),
                 ("rss_identity", 0), ("rss_end", 0), ("hwm", 0), ("idle_cpu", 1), ("rebuilds_after_start", 0))])
+    bare, bare_rows = "feedsmith export, no archives", []
+    for c in cases:
+        if hugo and d.values(c, bare, "wall"):
+            bare_rows.append([label(c), f"{d.cell(c, bare, 'files', 0)} / {num(d.median(c, bare, 'bytes') / 1e6, 1)}"]
+                             + [x for m in ("wall", "cpu") for x in (d.cell(c, bare, m, 2), ratio(d.median(c, hg, m), d.median(c, bare, m)))])
     head = ["posts / tags", "corpus MiB", "feedsmith feeds / files / MB"]
     if hugo:
         head += ["Hugo feeds / files / MB"]
@@ -245,6 +250,8 @@ def scale(d):
             "corpora": ", ".join(label(c) for c in cases),
             "missing": ", ".join(label(c) for c in h.SCALE_CORPORA if c not in cases) or "none",
             "export_table": table(head, export_rows, right_from=1),
+            "bare_table": table(["posts / tags", "files / MB", "wall s", "Hugo/fs wall", "CPU s", "Hugo/fs CPU"],
+                                bare_rows, right_from=1) if bare_rows else "_Not measured in this run._",
             "serve_table": table(["posts / tags", "exec → first 200 s", "CPU s by then", "load (log) s",
                                   "VmRSS loaded MiB", "+ all gzip", "+ all brotli", "+ all identity", "VmRSS at the end", "VmHWM MiB",
                                   "idle CPU %", "rebuilds after start"], serve_rows) if serve_rows else

@@ -184,17 +184,23 @@ def scale(args, work):
         rec.add(case, "corpus", "", "bytes", sum(os.path.getsize(p) for p in h.md_files(c)), "B")
         rec.add(case, "corpus", "", "distinct_tags", tags, "")
         config = h.write_config(work / f"config-{posts}-{tags}.toml", c)
+        # The same without archive pages: closer to Hugo's work (the newest 20 per feed).
+        bare = h.write_config(work / f"config-{posts}-{tags}-bare.toml", c, feed__archives="false")
         site = work / f"hugo-{posts}-{tags}"
         h.fill("hugo-config.toml", site / "config.toml", content=c, base=site_values["base_url"],
                title=site_values["title"], tz=site_values["time_zone"])
         h.fill("hugo-rss.xml", site / "layouts" / "_default" / "rss.xml")
-        out, hout = tmpfs_dir(work, "export"), tmpfs_dir(work, "hugo")
+        out, hout, bout = tmpfs_dir(work, "export"), tmpfs_dir(work, "hugo"), tmpfs_dir(work, "bare")
         try:
             for run in range(1, args.runs + 1):
                 h.warm(c)
                 t = export(args.bin, config, out, cwd=work)
                 feeds = re.search(r"exported (\d+) feeds", t["stdout"])
                 measured = [("feedsmith export", t, int(feeds[1]) if feeds else 0, out)]
+                h.warm(c)
+                t = export(args.bin, bare, bout, cwd=work)
+                feeds = re.search(r"exported (\d+) feeds", t["stdout"])
+                measured.append(("feedsmith export, no archives", t, int(feeds[1]) if feeds else 0, bout))
                 if not args.no_hugo:
                     shutil.rmtree(hout, ignore_errors=True)
                     shutil.rmtree(site / "resources", ignore_errors=True)
@@ -211,6 +217,7 @@ def scale(args, work):
                 scale_serve(args, rec, case, args.bin, config, out, c, run, work)
         finally:
             shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(bout, ignore_errors=True)
             shutil.rmtree(hout, ignore_errors=True)
     rec.save()
 
