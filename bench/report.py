@@ -246,7 +246,8 @@ def scale(d):
     for what in ("wall s", "CPU s", "peak RSS MiB"):
         head += [f"feedsmith {what}"] + ([f"Hugo {what}", "Hugo/fs"] if hugo else [])
     bad = sum(float(r["value"]) for r in d.rows if r["metric"] in ("non_200", "polling"))
-    return {"runs": d.meta("runs"), "idle": d.meta("idle_s"), "hugo": d.env.get("hugo", "not run").split(" BuildDate")[0],
+    serve_runs = next((r["meta"]["serve_runs"] for r in d.rows if "serve_runs" in r["meta"]), d.meta("runs"))
+    return {"runs": d.meta("runs"), "serve_runs": serve_runs, "idle": d.meta("idle_s"), "hugo": d.env.get("hugo", "not run").split(" BuildDate")[0],
             "corpora": ", ".join(label(c) for c in cases),
             "missing": ", ".join(label(c) for c in h.SCALE_CORPORA if c not in cases) or "none",
             "export_table": table(head, export_rows, right_from=1),

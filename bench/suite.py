@@ -172,7 +172,7 @@ def scale_serve(args, rec, case, binary, config, out, c, run, work):
 
 def scale(args, work):
     h.need("/usr/bin/time", *([] if args.no_hugo else ["hugo"]))
-    rec = h.Recorder("scale", runs=args.runs, idle_s=args.idle)
+    rec = h.Recorder("scale", runs=args.runs, serve_runs=args.serve_runs or args.runs, idle_s=args.idle)
     rec.env("binary", f"{args.bin} sha256:{h.file_id(args.bin)}")
     if not args.no_hugo:
         rec.env("hugo", h.sh("hugo", "version"))
@@ -213,7 +213,7 @@ def scale(args, work):
                                                 ("rss", round(t["rss"], 1), "MiB"), ("feeds", feeds, ""),
                                                 ("files", len(sizes), ""), ("bytes", sum(sizes), "B")):
                         rec.add(case, subject, run, metric, value, unit)
-            for run in range(1, args.runs + 1) if not args.no_serve else ():
+            for run in range(1, (args.serve_runs or args.runs) + 1) if not args.no_serve else ():
                 scale_serve(args, rec, case, args.bin, config, out, c, run, work)
         finally:
             shutil.rmtree(out, ignore_errors=True)
@@ -514,6 +514,7 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--idle", type=float, default=3, help="seconds of idle-CPU sampling per serve run")
     p.add_argument("--no-hugo", action="store_true")
+    p.add_argument("--serve-runs", type=int, help="serve runs per corpus (default: --runs)")
     p.add_argument("--no-serve", action="store_true")
     p.set_defaults(run=scale)
 
