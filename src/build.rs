@@ -369,8 +369,8 @@ fn render_pages(
     let (jobs, memo) = site.jobs(previous.map(|p| &p.pages));
     let rendered: FileList = jobs
         .par_iter()
-        // A page kept is in the files already (they are the previous snapshot's).
-        .filter(|job| !(job.unchanged && previous.is_some()))
+        // A page kept (only ever with a previous snapshot) is in the files already.
+        .filter(|job| !job.unchanged)
         .map(|job| {
             let body = site.render(job);
             let file = reuse(previous, &job.path, &body, Caching::Current).unwrap_or_else(|| {
